@@ -1,0 +1,109 @@
+"""The on-disk embedding cache: one entry per image content and backbone, written atomically.
+
+An entry is keyed by the hash of the file's bytes, under a folder keyed by the backbone, its weights and its
+preprocessing, so a renamed file is still a hit and a changed file or backbone is a miss. Each entry is a
+small ``.npz`` written to a temporary name and renamed into place, so a killed run never leaves a partial
+entry under a real name; an entry that fails to load or has the wrong shape is removed and recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .fsutil import atomic_write
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+JPEG_MAGIC = b"\xff\xd8"
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """What embedding one image produced."""
+
+    features: np.ndarray  # float32 (D,)
+    top5_index: np.ndarray  # int32 (5,)
+    top5_prob: np.ndarray  # float32 (5,)
+    thumbnail: bytes  # JPEG
+
+
+def content_hash(path: Path) -> str:
+    """The hex BLAKE2b digest of the file's bytes."""
+    digest = hashlib.blake2b(digest_size=20)
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class EmbeddingCache:
+    """Entries for one backbone setup under ``root``."""
+
+    def __init__(self, root: Path, setup_key: str, dim: int) -> None:
+        self.dim = dim
+        self.folder = root / f"v{FORMAT_VERSION}" / hashlib.sha256(setup_key.encode()).hexdigest()[:16]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        about = self.folder / "setup.json"
+        if not about.exists():
+            atomic_write(about, json.dumps({"setup": setup_key, "dim": dim}, indent=2).encode())
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.npz"
+
+    def get(self, key: str) -> CacheEntry | None:
+        """The entry for ``key``, or ``None`` when absent or unreadable (an unreadable one is removed)."""
+        path = self._path(key)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                entry = CacheEntry(
+                    features=data["features"].astype(np.float32, copy=False),
+                    top5_index=data["top5_index"].astype(np.int32, copy=False),
+                    top5_prob=data["top5_prob"].astype(np.float32, copy=False),
+                    thumbnail=data["thumbnail"].tobytes(),
+                )
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            log.warning("cache entry '%s' is unreadable (%s); recomputing it", path.name, exc)
+            path.unlink(missing_ok=True)
+            return None
+        if not self._valid(entry):
+            log.warning("cache entry '%s' has the wrong shape; recomputing it", path.name)
+            path.unlink(missing_ok=True)
+            return None
+        return entry
+
+    def put(self, key: str, entry: CacheEntry) -> None:
+        """Store ``entry`` under ``key`` atomically; a failure to write is logged, never fatal."""
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            features=entry.features.astype(np.float32),
+            top5_index=entry.top5_index.astype(np.int32),
+            top5_prob=entry.top5_prob.astype(np.float32),
+            thumbnail=np.frombuffer(entry.thumbnail, dtype=np.uint8),
+        )
+        path = self._path(key)
+        try:
+            path.parent.mkdir(exist_ok=True)
+            atomic_write(path, buf.getvalue())
+        except OSError as exc:
+            log.warning("cannot write cache entry '%s': %s", path, exc)
+
+    def _valid(self, entry: CacheEntry) -> bool:
+        return (
+            entry.features.shape == (self.dim,)
+            and bool(np.isfinite(entry.features).all())
+            and entry.top5_index.shape == (5,)
+            and entry.top5_prob.shape == (5,)
+            and entry.thumbnail.startswith(JPEG_MAGIC)
+        )

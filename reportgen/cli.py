@@ -1,0 +1,113 @@
+"""The command line: flags -> Config -> build_report; the project's errors become one line and exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .backbones import BACKBONES
+from .config import DEFAULT_OUT_DIR, Config
+from .errors import ReportgenError
+from .pipeline import build_report
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"Error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="reportgen", description="Cluster a folder of images and write one self-contained HTML report.")
+    p.add_argument("data_dir", type=Path, metavar="DATA_DIR", help="folder of images: <class>/... subfolders, or flat")
+    p.add_argument(
+        "-o",
+        "--out",
+        dest="out_dir",
+        type=Path,
+        default=DEFAULT_OUT_DIR,
+        metavar="OUT_DIR",
+        help=f"output folder (default: ./{DEFAULT_OUT_DIR})",
+    )
+    p.add_argument(
+        "--backbone",
+        default="auto",
+        choices=["auto", *BACKBONES],
+        help="feature extractor (default: auto = resnet50 if its weights are available, else efficientnet-lite0)",
+    )
+    p.add_argument("--weights", type=Path, metavar="FILE", help="state-dict file for the backbone")
+    p.add_argument("--k", type=int, metavar="N", help="use N global clusters instead of choosing K")
+    p.add_argument("--k-min", type=int, default=2, metavar="N", help="smallest K tried (default 2)")
+    p.add_argument(
+        "--k-max", type=int, default=15, metavar="N", help="largest K tried (default 15, capped by the data)"
+    )
+    p.add_argument("--within-k", type=int, default=2, metavar="N", help="sub-clusters per class (default 2)")
+    p.add_argument("--within-classes", metavar="A,B,...", help="classes to split (default: every class)")
+    p.add_argument(
+        "--pca-dims", type=int, default=50, metavar="N", help="PCA components (default 50, capped by the data)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the model runs (default auto)"
+    )
+    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per forward pass (default 32)")
+    p.add_argument("--workers", type=int, metavar="N", help="decoding processes (default: up to 4; 0 = in-process)")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="embedding cache (default: ~/.cache/reportgen)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
+    p.add_argument("--title", help="report title (default: from the folder name)")
+    p.add_argument("--offline", action="store_true", help="never use the network")
+    verbosity = p.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="log details")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bar")
+    p.add_argument("--version", action="version", version=f"reportgen {__version__}")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    args = _parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)
+    for noisy in ("matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    try:
+        config = Config(
+            data_dir=args.data_dir,
+            out_dir=args.out_dir,
+            backbone=args.backbone,
+            weights=args.weights,
+            k=args.k,
+            k_min=args.k_min,
+            k_max=args.k_max,
+            within_k=args.within_k,
+            within_classes=_split_names(args.within_classes),
+            pca_dims=args.pca_dims,
+            seed=args.seed,
+            device=args.device,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            cache_dir=args.cache_dir,
+            use_cache=not args.no_cache,
+            title=args.title,
+            offline=args.offline,
+            progress=not args.quiet and sys.stderr.isatty(),
+        )
+        result = build_report(config)
+    except ReportgenError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return EXIT_USAGE
+    if not args.quiet:
+        sys.stderr.write(f"Report: {result.outputs.report}\n")
+    return 0
+
+
+def _split_names(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    return tuple(name.strip() for name in value.split(",") if name.strip())

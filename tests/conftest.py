@@ -1,0 +1,74 @@
+"""Tiny generated image folders shared by the tests, and a per-test embedding cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = REPO / "sample_data"
+
+# Three visually distinct classes: solid-ish colour fields with different shapes drawn on them.
+CLASS_STYLES = {
+    "circles": ((200, 40, 40), "ellipse"),
+    "stripes": ((40, 160, 60), "stripes"),
+    "squares": ((40, 60, 200), "rectangle"),
+}
+
+
+def make_image(style: str, seed: int, size: int = 64) -> Image.Image:
+    """A small RGB image of one class's style, varied by ``seed``."""
+    colour, shape = CLASS_STYLES[style]
+    rng = np.random.default_rng(seed)
+    base = np.clip(np.array(colour) + rng.integers(-25, 25, 3), 0, 255)
+    im = Image.new("RGB", (size, size), tuple(int(v) for v in base))
+    draw = ImageDraw.Draw(im)
+    o = int(rng.integers(4, 14))
+    if shape == "ellipse":
+        draw.ellipse((o, o, size - o, size - o), fill=(250, 250, 250))
+    elif shape == "rectangle":
+        draw.rectangle((o, o, size - o, size - o), fill=(20, 20, 20))
+    else:
+        for x in range(0, size, 8):
+            draw.rectangle((x, 0, x + 3, size), fill=(255, 255, 0))
+    return im
+
+
+def write_labeled(root: Path, per_class: int = 6) -> Path:
+    """``root/<class>/img_<i>.(png|jpg)`` for each class style."""
+    for style in CLASS_STYLES:
+        folder = root / style
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            ext = "png" if i % 2 else "jpg"
+            make_image(style, seed=i).save(folder / f"img_{i}.{ext}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def labeled_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A read-only-by-convention labeled folder: 3 classes x 6 images."""
+    return write_labeled(tmp_path_factory.mktemp("labeled"))
+
+
+@pytest.fixture(scope="session")
+def unlabeled_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A flat folder of 12 images from the three styles."""
+    root = tmp_path_factory.mktemp("unlabeled")
+    for i in range(12):
+        make_image(list(CLASS_STYLES)[i % 3], seed=100 + i).save(root / f"photo_{i:02d}.png")
+    return root
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_torch_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees (or fills) the user's torchvision weight cache."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))

@@ -1,0 +1,119 @@
+"""The backbone registry and the real torchvision weights path, exercised up to the network."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from reportgen import backbones
+from reportgen.errors import BackboneError, WeightsUnavailableError
+
+RESNET18_URL = torchvision.models.ResNet18_Weights.DEFAULT.url
+RESNET50_URL = torchvision.models.ResNet50_Weights.DEFAULT.url
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """Every attempt to connect fails (and is recorded) as on a firewalled machine."""
+    attempts: list[tuple] = []
+
+    def refuse(address, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        attempts.append(address)
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return attempts
+
+
+def _save_random_resnet18(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+
+
+def test_unknown_backbone_lists_the_choices() -> None:
+    with pytest.raises(BackboneError, match=r"unknown backbone 'alexnet'; choose one of: auto, efficientnet-lite0, "):
+        backbones.get_spec("alexnet")
+
+
+def test_auto_offline_uses_the_bundled_backbone_without_touching_the_network(no_network: list) -> None:
+    res = backbones.resolve("auto", None, offline=True)
+    assert res.spec.name == "efficientnet-lite0"
+    assert "--offline" in res.note
+    assert no_network == []
+
+
+def test_auto_without_network_falls_back_and_says_why(no_network: list) -> None:
+    res = backbones.resolve("auto", None, offline=False)
+    assert res.spec.name == "efficientnet-lite0"
+    assert "cannot reach download.pytorch.org:443" in res.note
+    assert no_network == [("download.pytorch.org", 443)]
+
+
+def test_auto_uses_resnet50_when_torchvision_has_it_cached(no_network: list) -> None:
+    cached = backbones.cached_weights_path(RESNET50_URL)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"placeholder")
+    res = backbones.resolve("auto", None, offline=True)
+    assert res.spec.name == "resnet50"
+    assert res.note is None
+    assert res.weights_id == f"torchvision:{RESNET50_URL}"
+
+
+def test_torchvision_backbone_loads_from_torchvisions_cache(no_network: list) -> None:
+    _save_random_resnet18(backbones.cached_weights_path(RESNET18_URL))
+    res = backbones.resolve("resnet18", None, offline=True)
+    model = backbones.load(res, None, offline=True)
+    x = torch.zeros(2, 3, 224, 224)
+    with torch.inference_mode():
+        feats = model.trunk(x)
+        assert feats.shape == (2, 512)
+        assert model.head(feats).shape == (2, 1000)
+    assert no_network == []
+
+
+def test_torchvision_download_goes_through_torchvisions_loader(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(backbones, "check_reachable", lambda url, timeout=5.0: None)
+    requested: list[tuple[str, str]] = []
+
+    def fake_download(url: str, dst: str, hash_prefix=None, progress=True) -> None:  # noqa: ANN001
+        requested.append((url, dst))
+        _save_random_resnet18(Path(dst))
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    model = backbones.load(backbones.resolve("resnet18", None, offline=False), None, offline=False)
+    assert requested == [(RESNET18_URL, str(backbones.cached_weights_path(RESNET18_URL)))]
+    assert model.spec.dim == 512
+
+
+def test_torchvision_backbone_offline_and_uncached_is_a_clear_error(no_network: list) -> None:
+    res = backbones.resolve("resnet50", None, offline=True)
+    with pytest.raises(WeightsUnavailableError, match=r"--offline was given and resnet50 weights are not cached"):
+        backbones.load(res, None, offline=True)
+    with pytest.raises(WeightsUnavailableError, match=r"cannot reach download.pytorch.org:443"):
+        backbones.load(res, None, offline=False)
+
+
+def test_weights_file_is_used_and_a_mismatch_is_reported(tmp_path: Path, no_network: list) -> None:
+    weights = tmp_path / "mine.pth"
+    _save_random_resnet18(weights)
+    res = backbones.resolve("resnet18", weights, offline=False)
+    assert res.weights_id.startswith("file:mine.pth:")
+    assert backbones.load(res, weights, offline=False).spec.name == "resnet18"
+    wrong = backbones.resolve("resnet50", weights, offline=False)
+    with pytest.raises(BackboneError, match=r"weights for 'resnet50' do not fit the model"):
+        backbones.load(wrong, weights, offline=False)
+    with pytest.raises(WeightsUnavailableError, match=r"weights file '.*missing.pth' does not exist"):
+        backbones.resolve("resnet18", tmp_path / "missing.pth", offline=False)
+
+
+def test_bundled_backbone_predicts_imagenet_classes() -> None:
+    model = backbones.load(backbones.resolve("efficientnet-lite0", None, offline=True), None, offline=True)
+    assert model.spec.dim == 1280
+    assert len(backbones.imagenet_categories()) == 1000
+    with torch.inference_mode():
+        feats = model.trunk(torch.zeros(1, 3, 224, 224))
+    assert feats.shape == (1, 1280)

@@ -1,0 +1,143 @@
+"""reduce, choose_k, cluster and analyze on data with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import fake_embeddings
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from reportgen.analyze import analyze
+from reportgen.backbones import imagenet_categories
+from reportgen.choose_k import choose_k
+from reportgen.cluster import cluster
+from reportgen.config import Config
+from reportgen.errors import InvalidOptionError
+from reportgen.reduce import reduce
+
+CFG = Config("/unused", pca_dims=10)
+
+
+def _blobs(n: int = 120, centers: int = 4, dim: int = 32, std: float = 0.6):  # noqa: ANN202
+    x, y = make_blobs(n_samples=n, centers=centers, n_features=dim, cluster_std=std, random_state=0)
+    return x.astype(np.float32), y
+
+
+def test_reduce_normalises_then_caps_components_by_the_data() -> None:
+    x, _ = _blobs(n=8, dim=32)
+    r = reduce(x * 100, Config("/unused", pca_dims=50))
+    assert r.n_components == 7  # N - 1
+    assert r.features.shape == (8, 7)
+    assert 0.99 <= r.explained_variance <= 1.0 + 1e-6
+    same = reduce(x, Config("/unused", pca_dims=50))  # scale-free because rows are L2-normalised first
+    np.testing.assert_allclose(np.abs(r.features), np.abs(same.features), atol=1e-4)
+
+
+def test_choose_k_finds_four_blobs() -> None:
+    r = reduce(_blobs()[0], CFG)
+    sel = choose_k(r, Config("/unused", k_max=10))
+    assert sel.ks == tuple(range(2, 11))
+    assert sel.elbow_k == 4
+    assert sel.silhouette_k == 4
+    assert sel.chosen_k == 4
+    assert "elbow of the inertia curve at K=4" in sel.reason
+
+
+def test_choose_k_caps_the_sweep_and_honours_k() -> None:
+    r = reduce(_blobs(n=6)[0], CFG)
+    sel = choose_k(r, Config("/unused", k_max=15))
+    assert sel.ks == (2, 3, 4, 5)
+    forced = choose_k(r, Config("/unused", k=3))
+    assert (forced.chosen_k, forced.forced, forced.reason) == (3, True, "K=3 was given with --k")
+    with pytest.raises(InvalidOptionError, match=r"--k 7 is larger than the number of usable images \(6\)"):
+        choose_k(r, Config("/unused", k=7))
+
+
+def test_choose_k_says_when_there_is_no_knee() -> None:
+    r = reduce(_blobs(n=40, centers=1, std=1.0)[0], CFG)
+    sel = choose_k(r, Config("/unused", k_max=3))
+    assert sel.elbow_k is None
+    assert "no elbow" not in sel.reason and "no clear knee" in sel.reason
+    assert sel.chosen_k == sel.silhouette_k
+
+
+def test_identical_images_give_k_1_with_the_reason() -> None:
+    r = reduce(np.ones((5, 16), dtype=np.float32), CFG)
+    sel = choose_k(r, CFG)
+    assert sel.chosen_k == 1
+    assert sel.reason.startswith("K cannot be chosen: only 1 distinct image among 5")
+
+
+def test_cluster_numbers_clusters_by_size_and_measures_distances() -> None:
+    x, _ = make_blobs(n_samples=[30, 10, 20], n_features=8, cluster_std=0.3, random_state=1)
+    r = reduce(x, CFG)
+    c = cluster(r, 3, CFG)
+    assert np.bincount(c.labels).tolist() == [30, 20, 10]
+    np.testing.assert_allclose(c.distances, np.linalg.norm(r.features - c.centers[c.labels], axis=1), rtol=1e-5)
+
+
+def _analysis(x: np.ndarray, labels: list[str], k: int, **cfg):  # noqa: ANN003, ANN202
+    emb = fake_embeddings(x, labels)
+    config = Config("/unused", pca_dims=10, **cfg)
+    r = reduce(emb.features, config)
+    c = cluster(r, k, config)
+    return emb, c, analyze(emb, r, c, imagenet_categories(), config)
+
+
+def test_analyze_counts_oddballs_shared_clusters_and_metrics() -> None:
+    x, y = make_blobs(n_samples=[20, 20, 20], n_features=16, cluster_std=0.4, random_state=2)
+    names = np.array(["apple", "bear", "cat"])[y].tolist()
+    odd = int(np.flatnonzero(y == 0)[0])
+    names[odd] = "bear"  # a bear image that looks like the apples
+    shared_idx = np.flatnonzero(y == 2)[:8]
+    for i in shared_idx:
+        names[i] = "apple"  # apples that look like cats: cluster of cats shared with apples
+    emb, c, a = _analysis(x, names, k=3)
+
+    assert a.counts is not None
+    assert a.counts.to_numpy().sum() == 60
+    assert list(a.counts.index) == ["apple", "bear", "cat"]
+    bear = next(s for s in a.spreads if s.label == "bear")
+    assert bear.size == 21 and bear.n_clusters == 2
+    assert a.is_oddball[odd]
+    assert a.is_oddball.sum() == len(a.oddballs)
+    assert all(o.cluster != o.class_cluster and o.margin > 0 for o in a.oddballs)
+    assert [o.margin for o in a.oddballs] == sorted((o.margin for o in a.oddballs), reverse=True)
+    cat_cluster = next(s.majority_cluster for s in a.spreads if s.label == "cat")
+    assert [(s.cluster, dict(s.classes)) for s in a.shared] == [(cat_cluster, {"cat": 12, "apple": 8})]
+    assert a.metrics.nmi == pytest.approx(normalized_mutual_info_score(names, c.labels))
+    assert a.metrics.ari == pytest.approx(adjusted_rand_score(names, c.labels))
+    assert a.metrics.purity == pytest.approx((19 + 20 + 12) / 60)  # the odd bear sits with 19 apples
+
+
+def test_within_class_split_recovers_two_concepts() -> None:
+    x, y = make_blobs(n_samples=[15, 15, 20], n_features=16, cluster_std=0.4, random_state=3)
+    names = ["dome" if v < 2 else "tower" for v in y]  # "dome" is two concepts
+    emb, _, a = _analysis(x, names, k=2, within_classes=("dome",))
+    assert [w.label for w in a.within] == ["dome"]
+    (w,) = a.within
+    assert w.sizes == (15, 15)
+    truth = [y[i] for i in w.indices]
+    assert adjusted_rand_score(truth, w.sub_labels) == 1.0
+    assert (a.within_labels[np.array(names) == "tower"] == -1).all()
+
+
+def test_within_class_skips_tiny_classes_and_rejects_unknown_ones() -> None:
+    x, y = make_blobs(n_samples=[10, 2], n_features=8, random_state=4)
+    names = ["big" if v == 0 else "tiny" for v in y]
+    _, _, a = _analysis(x, names, k=2)
+    assert [w.label for w in a.within] == ["big"]
+    assert "class 'tiny' has 2 images: too few to split into 2" in a.notes
+    with pytest.raises(
+        InvalidOptionError, match=r"unknown class\(es\) 'nope' in --within-classes; classes are: big, tiny"
+    ):
+        _analysis(x, names, k=2, within_classes=("nope",))
+
+
+def test_unlabeled_analysis_has_no_label_parts() -> None:
+    x, _ = _blobs(n=30, centers=3)
+    _, _, a = _analysis(x, [None] * 30, k=3)
+    assert not a.labeled
+    assert a.metrics is None and a.counts is None and a.oddballs == () and a.within == ()
+    assert sum(c.size for c in a.clusters) == 30
