@@ -123,9 +123,7 @@ class Analysis:
     notes: tuple[str, ...]
 
 
-def analyze(
-    embeddings: Embeddings, reduced: Reduced, clustering: Clustering, categories: list[str], config: Config
-) -> Analysis:
+def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, config: Config) -> Analysis:
     """Compare clusters with classes and split classes.
 
     Parameters
@@ -133,7 +131,6 @@ def analyze(
     embeddings : images, labels and top-5 predictions.
     reduced : the clustering space.
     clustering : the global clusters.
-    categories : ImageNet class names by index.
     config : ``within_k``, ``within_classes`` and ``seed`` are read.
 
     Returns
@@ -142,7 +139,7 @@ def analyze(
     """
     images = embeddings.images
     n = len(images)
-    top1 = tuple(categories[i] for i in embeddings.top5_index[:, 0])
+    top1 = tuple(embeddings.categories[i] for i in embeddings.top5_index[:, 0])
     labels = clustering.labels
     x = reduced.features
     notes: list[str] = []

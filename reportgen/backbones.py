@@ -10,16 +10,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import torch
-from torch import nn
-
 from .errors import BackboneError, WeightsUnavailableError
+
+if TYPE_CHECKING:  # torch is imported only when a model is built (a cached rerun never needs it)
+    import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ class BackboneSpec:
     source: str  # "bundled" or "torchvision"
     torchvision_name: str | None = None
     head_path: str = ""
+    weights_url: str | None = None  # torchvision's URL for its default weights (tests pin it to torchvision's)
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ class LoadedBackbone:
     weights: str
 
 
-def _tv(name: str, dim: int, head_path: str, resize: int) -> BackboneSpec:
+def _tv(name: str, dim: int, head_path: str, resize: int, weights_file: str) -> BackboneSpec:
     return BackboneSpec(
         name=name,
         dim=dim,
@@ -79,19 +83,20 @@ def _tv(name: str, dim: int, head_path: str, resize: int) -> BackboneSpec:
         source="torchvision",
         torchvision_name=name,
         head_path=head_path,
+        weights_url=f"https://download.pytorch.org/models/{weights_file}",
     )
 
 
 BACKBONES: dict[str, BackboneSpec] = {
     BUNDLED: BackboneSpec(BUNDLED, 1280, Preprocessing(256, 224, *LITE_MEAN_STD), "bundled", head_path="_fc"),
     # resize sizes are those of each model's torchvision weights (IMAGENET1K_V2 weights use 232).
-    "resnet18": _tv("resnet18", 512, "fc", 256),
-    "resnet50": _tv("resnet50", 2048, "fc", 232),
-    "resnet101": _tv("resnet101", 2048, "fc", 232),
-    "resnet152": _tv("resnet152", 2048, "fc", 232),
-    "vgg16": _tv("vgg16", 4096, "classifier.6", 256),
-    "densenet121": _tv("densenet121", 1024, "classifier", 256),
-    "efficientnet_b0": _tv("efficientnet_b0", 1280, "classifier.1", 256),
+    "resnet18": _tv("resnet18", 512, "fc", 256, "resnet18-f37072fd.pth"),
+    "resnet50": _tv("resnet50", 2048, "fc", 232, "resnet50-11ad3fa6.pth"),
+    "resnet101": _tv("resnet101", 2048, "fc", 232, "resnet101-cd907fc2.pth"),
+    "resnet152": _tv("resnet152", 2048, "fc", 232, "resnet152-f82ba261.pth"),
+    "vgg16": _tv("vgg16", 4096, "classifier.6", 256, "vgg16-397923af.pth"),
+    "densenet121": _tv("densenet121", 1024, "classifier", 256, "densenet121-a639ec97.pth"),
+    "efficientnet_b0": _tv("efficientnet_b0", 1280, "classifier.1", 256, "efficientnet_b0_rwightman-7f5810bc.pth"),
 }
 
 
@@ -135,10 +140,10 @@ def resolve(name: str, weights_file: Path | None, offline: bool) -> Resolution:
         spec = get_spec(name)
         if spec.source == "bundled":
             return Resolution(spec, f"bundled:{_bundled_weights_path().name}")
-        return Resolution(spec, f"torchvision:{_weights_enum(spec).url}")
+        return Resolution(spec, f"torchvision:{spec.weights_url}")
 
     spec = get_spec(AUTO_PREFERRED)
-    url = _weights_enum(spec).url
+    url = spec.weights_url
     if cached_weights_path(url).is_file():
         return Resolution(spec, f"torchvision:{url}")
     if offline:
@@ -156,6 +161,8 @@ def resolve(name: str, weights_file: Path | None, offline: bool) -> Resolution:
 
 def load(resolution: Resolution, weights_file: Path | None, offline: bool) -> LoadedBackbone:
     """Build the model of ``resolution`` with its pretrained weights, in eval mode, on the CPU."""
+    from torch import nn
+
     spec = resolution.spec
     if spec.source == "bundled":
         model = _build_lite0()
@@ -178,9 +185,15 @@ def load(resolution: Resolution, weights_file: Path | None, offline: bool) -> Lo
     return LoadedBackbone(spec=spec, trunk=model, head=head, weights=resolution.weights_id)
 
 
+def torch_hub_dir() -> Path:
+    """``torch.hub.get_dir()`` for the default setup, found without importing torch (tests pin the two)."""
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(os.path.expanduser(os.environ.get("TORCH_HOME") or os.path.join(xdg, "torch"))) / "hub"
+
+
 def cached_weights_path(url: str) -> Path:
     """Where torchvision's own download code keeps the file for ``url``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+    return torch_hub_dir() / "checkpoints" / Path(urlparse(url).path).name
 
 
 def check_reachable(url: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
@@ -244,6 +257,8 @@ def _bundled_weights_path() -> Path:
 
 def _load_state_file(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from ``path`` (a bare state dict, or a checkpoint with a ``state_dict`` entry)."""
+    import torch
+
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
@@ -264,6 +279,7 @@ def _file_digest(path: Path) -> str:
 
 
 def _set_submodule(model: nn.Module, dotted: str, module: nn.Module) -> None:
+    """Replace the submodule at ``dotted`` (e.g. ``classifier.6``) with ``module``."""
     parent_name, _, child = dotted.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, module)

@@ -36,6 +36,29 @@ class CacheEntry:
     thumbnail: bytes  # JPEG
 
 
+def load_memo(root: Path, kind: str, key: str) -> dict | None:
+    """A JSON result memoised under ``root`` by an earlier run, or ``None``."""
+    try:
+        data = json.loads(_memo_path(root, kind, key).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def save_memo(root: Path, kind: str, key: str, data: dict) -> None:
+    """Memoise a JSON-ready result atomically; a failure to write is logged, never fatal."""
+    path = _memo_path(root, kind, key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(data).encode("utf-8"))
+    except OSError as exc:
+        log.warning("cannot write '%s': %s", path, exc)
+
+
+def _memo_path(root: Path, kind: str, key: str) -> Path:
+    return root / f"v{FORMAT_VERSION}" / kind / f"{key}.json"
+
+
 def content_hash(path: Path) -> str:
     """The hex BLAKE2b digest of the file's bytes."""
     digest = hashlib.blake2b(digest_size=20)
@@ -55,6 +78,21 @@ class EmbeddingCache:
         about = self.folder / "setup.json"
         if not about.exists():
             atomic_write(about, json.dumps({"setup": setup_key, "dim": dim}, indent=2).encode())
+
+    def categories(self) -> list[str] | None:
+        """The ImageNet class names saved by an earlier run, or ``None``."""
+        try:
+            names = json.loads((self.folder / "categories.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return names if isinstance(names, list) and len(names) == 1000 else None
+
+    def save_categories(self, names: list[str]) -> None:
+        """Save the class names so that a fully cached rerun needs neither torch nor torchvision."""
+        try:
+            atomic_write(self.folder / "categories.json", json.dumps(names).encode("utf-8"))
+        except OSError as exc:
+            log.warning("cannot write the cache's category names: %s", exc)
 
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.npz"

@@ -13,15 +13,17 @@ The rule (also in the README):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from kneed import KneeLocator
+import sklearn
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
+from .cache import load_memo, save_memo
 from .config import Config
 from .errors import InvalidOptionError
 from .reduce import Reduced
@@ -64,14 +66,7 @@ def choose_k(reduced: Reduced, config: Config) -> KSelection:
     n_distinct = len(np.unique(x.round(6), axis=0))
     k_hi = min(config.k_max, n - 1, n_distinct)
     ks = tuple(range(config.k_min, k_hi + 1))
-    inertia: list[float] = []
-    silhouette: list[float] = []
-    for k in ks:
-        labels, km_inertia = _kmeans(x, k, config.seed)
-        inertia.append(km_inertia)
-        silhouette.append(float(silhouette_score(x, labels)))
-
-    elbow_k = _elbow(ks, inertia)
+    inertia, silhouette, elbow_k = _sweep(x, ks, config)
     silhouette_k = ks[int(np.argmax(silhouette))] if ks else None
 
     if config.k is not None:
@@ -116,6 +111,33 @@ def choose_k(reduced: Reduced, config: Config) -> KSelection:
     )
 
 
+def _sweep(x: np.ndarray, ks: tuple[int, ...], config: Config) -> tuple[list[float], list[float], int | None]:
+    """Inertia and mean silhouette for each K, and the elbow, memoised in the cache folder.
+
+    The sweep is deterministic for the same features, Ks, seed and scikit-learn version, so a rerun over an
+    unchanged folder reads it back instead of running K-means again.
+    """
+    digest = hashlib.blake2b(np.ascontiguousarray(x, dtype=np.float32).tobytes(), digest_size=20)
+    digest.update(repr((x.shape, ks, config.seed, N_INIT, sklearn.__version__)).encode())
+    key = digest.hexdigest()
+    if config.use_cache:
+        memo = load_memo(config.resolved_cache_dir, "ksweep", key)
+        if memo and len(memo.get("inertia", ())) == len(ks) == len(memo.get("silhouette", ())) and "elbow" in memo:
+            elbow = memo["elbow"]
+            return [float(v) for v in memo["inertia"]], [float(v) for v in memo["silhouette"]], elbow
+    inertia: list[float] = []
+    silhouette: list[float] = []
+    for k in ks:
+        labels, km_inertia = _kmeans(x, k, config.seed)
+        inertia.append(km_inertia)
+        silhouette.append(float(silhouette_score(x, labels)))
+    elbow = _elbow(ks, inertia)
+    if config.use_cache and ks:
+        memo = {"inertia": inertia, "silhouette": silhouette, "elbow": elbow}
+        save_memo(config.resolved_cache_dir, "ksweep", key, memo)
+    return inertia, silhouette, elbow
+
+
 def _kmeans(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, float]:
     km = KMeans(n_clusters=k, n_init=N_INIT, random_state=seed).fit(x)
     return km.labels_, float(km.inertia_)
@@ -126,6 +148,8 @@ def _elbow(ks: tuple[int, ...], inertia: list[float]) -> int | None:
     if len(ks) < 3:
         log.info("no elbow: the sweep has only %d values of K", len(ks))
         return None
+    from kneed import KneeLocator  # imports matplotlib: only when a sweep really runs
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # kneed warns "no knee/elbow found"; we report that ourselves
         knee = KneeLocator(list(ks), inertia, curve="convex", direction="decreasing").knee

@@ -10,7 +10,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from .choose_k import KSelection  # noqa: E402
@@ -23,14 +22,14 @@ MARK = "#c53030"
 def to_data_uri(fig: Figure) -> str:
     """Save ``fig`` as PNG into a ``data:`` URI and close it."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def elbow_plot(sel: KSelection) -> str:
     """Inertia against K, with the knee and the chosen K marked."""
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
     ax.plot(sel.ks, sel.inertia, "o-", color=ACCENT, label="inertia")
     if sel.elbow_k is not None:
         ax.axvline(sel.elbow_k, color="#718096", linestyle="--", label=f"knee (K={sel.elbow_k})")
@@ -43,7 +42,7 @@ def elbow_plot(sel: KSelection) -> str:
 
 def silhouette_plot(sel: KSelection) -> str:
     """Mean silhouette against K, with the chosen K marked."""
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
     ax.plot(sel.ks, sel.silhouette, "o-", color=ACCENT, label="mean silhouette")
     _mark_chosen(ax, sel, sel.silhouette)
     ax.set(xlabel="K (number of clusters)", ylabel="mean silhouette", title="Silhouette")
@@ -67,12 +66,13 @@ def _mark_chosen(ax, sel: KSelection, values) -> None:  # noqa: ANN001
         )
 
 
-def count_heatmap(counts: pd.DataFrame, cluster_names: list[str]) -> str:
+def count_heatmap(counts: list[list[int]], classes: list[str]) -> str:
     """The class x cluster count matrix as an annotated heatmap (colour = share of the class's row)."""
-    values = counts.to_numpy()
+    values = np.asarray(counts, dtype=int)
     share = values / np.maximum(values.sum(axis=1, keepdims=True), 1)
     n_rows, n_cols = values.shape
-    fig, ax = plt.subplots(figsize=(max(4.5, 0.8 * n_cols + 2.5), max(2.5, 0.45 * n_rows + 1.2)))
+    size = (max(4.5, 0.8 * n_cols + 2.5), max(2.5, 0.45 * n_rows + 1.2))
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     for r in range(n_rows):
         for c in range(n_cols):
@@ -86,24 +86,32 @@ def count_heatmap(counts: pd.DataFrame, cluster_names: list[str]) -> str:
                     fontsize=8,
                     color="white" if share[r, c] > 0.55 else "black",
                 )
-    ax.set_xticks(range(n_cols), [f"{c}" for c in counts.columns])
-    ax.set_yticks(range(n_rows), [str(i) for i in counts.index])
+    ax.set_xticks(range(n_cols), [str(c) for c in range(n_cols)])
+    ax.set_yticks(range(n_rows), classes)
     ax.set_xlabel("cluster")
     ax.set_ylabel("class")
     ax.set_title("Images per class and cluster (colour: share of the class)")
     return to_data_uri(fig)
 
 
-def class_histogram(label: str, counts: tuple[int, ...], majority: int) -> str:
-    """One class's images over the clusters, its majority cluster highlighted."""
-    k = len(counts)
-    fig, ax = plt.subplots(figsize=(max(2.6, 0.25 * k + 1.2), 1.9))
-    colors = [MARK if c == majority else ACCENT for c in range(k)]
-    ax.bar(range(k), counts, color=colors)
-    ax.set_xticks(range(k), [str(c) for c in range(k)], fontsize=7)
-    ax.tick_params(axis="y", labelsize=7)
-    ax.set_title(label, fontsize=9)
-    ax.set_xlabel("cluster", fontsize=7)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
+def class_histograms(spreads: list[tuple[str, tuple[int, ...], int]], per_row: int = 4) -> str:
+    """Small multiples: one histogram per class over the clusters, its majority cluster highlighted.
+
+    ``spreads`` holds (class, counts per cluster, majority cluster) for each class.
+    """
+    k = len(spreads[0][1])
+    rows = -(-len(spreads) // per_row)
+    cols = min(per_row, len(spreads))
+    width = max(2.6, 0.22 * k + 1.2)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, 2.0 * rows), layout="constrained", squeeze=False)
+    for ax in axes.flat[len(spreads) :]:
+        ax.set_visible(False)
+    for ax, (label, counts, majority) in zip(axes.flat, spreads, strict=False):
+        ax.bar(range(k), counts, color=[MARK if c == majority else ACCENT for c in range(k)])
+        ax.set_xticks(range(k), [str(c) for c in range(k)], fontsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_title(label if len(label) <= 28 else label[:27] + "…", fontsize=9)
+        ax.set_xlabel("cluster", fontsize=7)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
     return to_data_uri(fig)

@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .analyze import Analysis, analyze
-from .backbones import imagenet_categories
 from .choose_k import KSelection, choose_k
 from .cluster import Clustering, cluster
 from .config import Config
@@ -63,7 +62,7 @@ def build_report(config: Config | str | os.PathLike[str], **options: object) -> 
     with _timed("cluster", timings):
         clustering = cluster(reduced, k_selection.chosen_k, config)
     with _timed("analyze", timings):
-        analysis = analyze(embeddings, reduced, clustering, imagenet_categories(), config)
+        analysis = analyze(embeddings, reduced, clustering, config)
     with _timed("render", timings):
         outputs = write_outputs(config, embeddings, reduced, k_selection, clustering, analysis, timings)
 

@@ -7,6 +7,7 @@ templates read is built from the stage results, and summary.json is built from t
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import logging
@@ -22,9 +23,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from . import figures
 from .analyze import Analysis
-from .backbones import imagenet_categories
+from .cache import load_memo, save_memo
 from .choose_k import KSelection
 from .cluster import Clustering
 from .config import Config
@@ -246,7 +246,7 @@ def report_context(
     """The data the templates read: ``summary`` plus thumbnails, figures and display rows."""
     images = embeddings.images
     thumbs = _Thumbs(embeddings)
-    categories = imagenet_categories()
+    categories = embeddings.categories
 
     def tile(i: int) -> dict:
         return {
@@ -261,7 +261,10 @@ def report_context(
     clusters = [{"info": c, "tiles": [tile(i) for i in c.nearest]} for c in analysis.clusters]
     plots = {}
     if k_selection.ks:
-        plots = {"elbow": figures.elbow_plot(k_selection), "silhouette": figures.silhouette_plot(k_selection)}
+        plots = {
+            "elbow": _figure(config, "elbow_plot", k_selection),
+            "silhouette": _figure(config, "silhouette_plot", k_selection),
+        }
 
     oddballs = []
     for o in analysis.oddballs[:ODDBALLS_SHOWN]:
@@ -284,11 +287,10 @@ def report_context(
     count_rows = []
     heatmap = histograms = None
     if analysis.counts is not None:
-        heatmap = figures.count_heatmap(analysis.counts, cluster_names)
-        histograms = [
-            {"spread": s, "src": figures.class_histogram(s.label, s.counts, s.majority_cluster)}
-            for s in analysis.spreads
-        ]
+        heatmap = _figure(config, "count_heatmap", analysis.counts.to_numpy().tolist(), list(images.classes))
+        histograms = _figure(
+            config, "class_histograms", [(s.label, s.counts, s.majority_cluster) for s in analysis.spreads]
+        )
         for s in analysis.spreads:
             count_rows.append(
                 {
@@ -319,6 +321,7 @@ def report_context(
         "heatmap": heatmap,
         "count_rows": count_rows,
         "histograms": histograms,
+        "spreads": analysis.spreads,
         "oddballs": oddballs,
         "n_oddballs": len(analysis.oddballs),
         "shared": analysis.shared,
@@ -354,6 +357,27 @@ def findings(summary: dict, analysis: Analysis) -> list[str]:
         out.append(f"{n} unlabeled images fall into {k} clusters.")
     out.append(f"K: {summary['k_selection']['reason']}.")
     return out
+
+
+def _figure(config: Config, name: str, *args: object) -> str:
+    """``figures.<name>(*args)``, memoised in the cache folder so an unchanged rerun never imports matplotlib.
+
+    The key covers the arguments, the source of figures.py and matplotlib's version.
+    """
+    source = Path(__file__).with_name("figures.py").read_bytes()
+    digest = hashlib.blake2b(source, digest_size=20)
+    digest.update(repr((name, args, metadata.version("matplotlib"))).encode())
+    key = digest.hexdigest()
+    if config.use_cache:
+        memo = load_memo(config.resolved_cache_dir, "figures", key)
+        if memo and isinstance(memo.get("uri"), str):
+            return memo["uri"]
+    from . import figures
+
+    uri = getattr(figures, name)(*args)
+    if config.use_cache:
+        save_memo(config.resolved_cache_dir, "figures", key, {"uri": uri})
+    return uri
 
 
 class _Thumbs:

@@ -44,6 +44,7 @@ def fake_embeddings(
         top5_index=top5,
         top5_prob=probs,
         thumbnails=tuple(_jpeg(i) for i in range(n)),
+        categories=tuple(f"imagenet class {i}" for i in range(1000)),
         backbone="fake",
         weights="none",
         preprocessing="none",

@@ -34,6 +34,28 @@ def _save_random_resnet18(path: Path) -> None:
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
 
 
+@pytest.mark.parametrize("name", [n for n, s in backbones.BACKBONES.items() if s.source == "torchvision"])
+def test_registry_matches_torchvisions_weights(name: str) -> None:
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    spec = backbones.BACKBONES[name]
+    assert spec.weights_url == weights.url
+    assert spec.preprocessing.resize == weights.transforms().resize_size[0]
+    assert spec.preprocessing.crop == weights.transforms().crop_size[0]
+    assert len(weights.meta["categories"]) == 1000
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"TORCH_HOME": "/tmp/th"}, {"XDG_CACHE_HOME": "/tmp/xdg"}, {"TORCH_HOME": "~/th", "XDG_CACHE_HOME": "/x"}],
+)
+def test_hub_dir_without_torch_matches_torch(env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TORCH_HOME", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert backbones.torch_hub_dir() == Path(torch.hub.get_dir())
+
+
 def test_unknown_backbone_lists_the_choices() -> None:
     with pytest.raises(BackboneError, match=r"unknown backbone 'alexnet'; choose one of: auto, efficientnet-lite0, "):
         backbones.get_spec("alexnet")

@@ -132,3 +132,19 @@ def test_python_api_returns_the_same_result_object(tmp_path: Path, unlabeled_dir
     assert not result.images.labeled and result.analysis.metrics is None
     assert result.outputs.report.is_file() and result.outputs.summary.is_file()
     assert len(result.clustering.labels) == 12
+
+
+def test_a_fully_cached_rerun_imports_neither_torch_nor_matplotlib(sample_run, tmp_path: Path) -> None:  # noqa: ANN001
+    out, cache, _ = sample_run
+    code = (
+        "import sys, reportgen\n"
+        f"reportgen.build_report({str(SAMPLE_DATA)!r}, out_dir={str(tmp_path / 'o')!r}, "
+        f"backbone='efficientnet-lite0', cache_dir={str(cache)!r}, progress=False)\n"
+        "print(sorted(m for m in ('torch', 'torchvision', 'matplotlib') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
+    first, again = _Collect(), _Collect()
+    first.feed((out / "report.html").read_text(encoding="utf-8"))
+    again.feed((tmp_path / "o" / "report.html").read_text(encoding="utf-8"))
+    assert again.img_srcs == first.img_srcs  # the same figures and thumbnails, read back from the cache

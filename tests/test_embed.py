@@ -42,6 +42,8 @@ def test_rerun_uses_the_cache_without_loading_the_model_and_a_changed_file_is_re
     second = embed(discover(cfg), cfg)
     assert (second.n_computed, second.n_cached) == (0, 18)
     np.testing.assert_array_equal(first.features, second.features)
+    assert second.categories == first.categories and len(second.categories) == 1000
+    assert second.device.startswith("none")
 
     monkeypatch.setattr(backbones, "load", real_load)
     shutil.copy(data / "circles" / "img_0.jpg", data / "circles" / "new.jpg")  # same content: a cache hit

@@ -15,7 +15,6 @@ from sklearn.datasets import make_blobs
 
 from reportgen import render
 from reportgen.analyze import analyze
-from reportgen.backbones import imagenet_categories
 from reportgen.choose_k import choose_k
 from reportgen.cluster import cluster
 from reportgen.config import Config
@@ -61,7 +60,7 @@ def _write(tmp_path: Path, labeled: bool = True, title: str | None = None) -> tu
     reduced = reduce(emb.features, config)
     sel = choose_k(reduced, config)
     clus = cluster(reduced, sel.chosen_k, config)
-    analysis = analyze(emb, reduced, clus, imagenet_categories(), config)
+    analysis = analyze(emb, reduced, clus, config)
     timings = {"embed": 1.0}
     return render.write_outputs(config, emb, reduced, sel, clus, analysis, timings), config
 

@@ -9,7 +9,6 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from reportgen.analyze import analyze
-from reportgen.backbones import imagenet_categories
 from reportgen.choose_k import choose_k
 from reportgen.cluster import cluster
 from reportgen.config import Config
@@ -82,7 +81,7 @@ def _analysis(x: np.ndarray, labels: list[str], k: int, **cfg):  # noqa: ANN003,
     config = Config("/unused", pca_dims=10, **cfg)
     r = reduce(emb.features, config)
     c = cluster(r, k, config)
-    return emb, c, analyze(emb, r, c, imagenet_categories(), config)
+    return emb, c, analyze(emb, r, c, config)
 
 
 def test_analyze_counts_oddballs_shared_clusters_and_metrics() -> None:
@@ -141,3 +140,15 @@ def test_unlabeled_analysis_has_no_label_parts() -> None:
     assert not a.labeled
     assert a.metrics is None and a.counts is None and a.oddballs == () and a.within == ()
     assert sum(c.size for c in a.clusters) == 30
+
+
+def test_k_sweep_is_memoised_in_the_cache_folder(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    from reportgen import choose_k as choose_k_module
+
+    r = reduce(_blobs()[0], CFG)
+    config = Config("/unused", k_max=8, cache_dir=tmp_path)
+    first = choose_k(r, config)
+    monkeypatch.setattr(choose_k_module, "_kmeans", lambda *a: pytest.fail("the sweep ran again"))
+    assert choose_k(r, config) == first
+    with pytest.raises(BaseException, match="the sweep ran again"):
+        choose_k(r, Config("/unused", k_max=8, cache_dir=tmp_path, seed=1))  # another seed: another sweep

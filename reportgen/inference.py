@@ -1,0 +1,119 @@
+"""Running a backbone over image files: decoding in DataLoader workers, batched inference, top-5 classes.
+
+Imported only when some image needs embedding, so a fully cached rerun never imports torch.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms.v2 import functional as TF
+from tqdm.auto import tqdm
+
+from .backbones import LoadedBackbone, Preprocessing
+from .cache import CacheEntry
+from .config import Config
+from .errors import DecodeError, InvalidOptionError
+from .images import load_rgb, thumbnail_jpeg
+
+log = logging.getLogger(__name__)
+
+TOP_K = 5
+
+
+def pick_device(requested: str) -> str:
+    """``cpu`` or ``cuda`` for ``--device``; ``auto`` picks CUDA when torch sees a device."""
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise InvalidOptionError("--device cuda was given but torch sees no CUDA device")
+    return requested
+
+
+class _DecodeDataset(Dataset):
+    """Decodes, preprocesses and thumbnails one image per item; a failure becomes a reason, not an error."""
+
+    def __init__(self, root: Path, items: list[tuple[str, str]], prep: Preprocessing) -> None:
+        self.root = root
+        self.items = items
+        self.prep = prep
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[str, torch.Tensor | None, bytes, str | None]:
+        key, rel = self.items[i]
+        try:
+            im = load_rgb(self.root / rel, draft_size=self.prep.resize)
+            return key, preprocess(im, self.prep), thumbnail_jpeg(im), None
+        except DecodeError as exc:
+            return key, None, b"", str(exc)
+
+
+def preprocess(im: Image.Image, prep: Preprocessing) -> torch.Tensor:
+    """The backbone's input tensor (3 x crop x crop) for one RGB PIL image."""
+    im = TF.resize(im, [prep.resize], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    im = TF.center_crop(im, [prep.crop])
+    x = TF.to_dtype(TF.pil_to_tensor(im), torch.float32, scale=True)
+    return TF.normalize(x, list(prep.mean), list(prep.std))
+
+
+def _collate(batch: list[tuple[str, torch.Tensor | None, bytes, str | None]]):  # noqa: ANN202
+    ok = [b for b in batch if b[1] is not None]
+    failed = [(b[0], b[3]) for b in batch if b[1] is None]
+    tensor = torch.stack([b[1] for b in ok]) if ok else None
+    return [b[0] for b in ok], tensor, [b[2] for b in ok], failed
+
+
+def run_model(
+    model: LoadedBackbone, root: Path, todo: dict[str, str], config: Config, device: str
+) -> tuple[dict[str, CacheEntry], dict[str, str]]:
+    """Embed ``todo`` (content hash -> path); returns entries by hash and failure reasons by hash."""
+    items = sorted(todo.items(), key=lambda kv: kv[1])
+    workers = 0 if len(items) <= config.batch_size else config.resolved_workers
+    loader = DataLoader(
+        _DecodeDataset(root, items, model.spec.preprocessing),
+        batch_size=config.batch_size,
+        num_workers=workers,
+        collate_fn=_collate,
+        pin_memory=device == "cuda",
+        persistent_workers=False,
+    )
+    trunk = model.trunk.to(device)
+    head = model.head.to(device)
+    if device == "cuda":
+        trunk = trunk.to(memory_format=torch.channels_last)
+    entries: dict[str, CacheEntry] = {}
+    failed: dict[str, str] = {}
+    bar = tqdm(total=len(items), desc="Embedding", unit="img", disable=not config.progress)
+    with torch.inference_mode():
+        for keys, batch, thumbs, bad in loader:
+            failed.update(bad)
+            if batch is not None:
+                feats, probs = _forward(trunk, head, batch, device)
+                top_p, top_i = probs.topk(TOP_K, dim=1)
+                for j, key in enumerate(keys):
+                    entries[key] = CacheEntry(feats[j], top_i[j].numpy().astype(np.int32), top_p[j].numpy(), thumbs[j])
+            bar.update(len(keys) + len(bad))
+    bar.close()
+    return entries, failed
+
+
+def _forward(trunk, head, batch: torch.Tensor, device: str) -> tuple[np.ndarray, torch.Tensor]:  # noqa: ANN001
+    """Features (float32 numpy) and class probabilities (CPU tensor) for one batch."""
+    if device == "cuda":
+        batch = batch.to(device, non_blocking=True, memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            feats = trunk(batch)
+            logits = head(feats)
+    else:
+        feats = trunk(batch)
+        logits = head(feats)
+    feats = feats.float().cpu()
+    probs = torch.softmax(logits.float(), dim=1).cpu()
+    return feats.numpy().astype(np.float32), probs
