@@ -21,8 +21,19 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _run(data: Path, out: Path, cache: Path, backbone: str) -> float:
-    cmd = [sys.executable, "-m", "reportgen", str(data), "-o", str(out), "--backbone", backbone,
-           "--cache-dir", str(cache), "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "reportgen",
+        str(data),
+        "-o",
+        str(out),
+        "--backbone",
+        backbone,
+        "--cache-dir",
+        str(cache),
+        "-q",
+    ]
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
     return time.perf_counter() - start

@@ -36,6 +36,13 @@ class CacheEntry:
     thumbnail: bytes  # JPEG
 
 
+def memo_key(array: np.ndarray, *params: object) -> str:
+    """A key for a result that depends only on ``array``'s values and ``params`` (whose repr must be stable)."""
+    digest = hashlib.blake2b(np.ascontiguousarray(array, dtype=np.float32).tobytes(), digest_size=20)
+    digest.update(repr((array.shape, params)).encode())
+    return digest.hexdigest()
+
+
 def load_memo(root: Path, kind: str, key: str) -> dict | None:
     """A JSON result memoised under ``root`` by an earlier run, or ``None``."""
     try:

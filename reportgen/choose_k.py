@@ -13,7 +13,6 @@ The rule (also in the README):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import warnings
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import sklearn
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
-from .cache import load_memo, save_memo
+from .cache import load_memo, memo_key, save_memo
 from .config import Config
 from .errors import InvalidOptionError
 from .reduce import Reduced
@@ -117,9 +116,7 @@ def _sweep(x: np.ndarray, ks: tuple[int, ...], config: Config) -> tuple[list[flo
     The sweep is deterministic for the same features, Ks, seed and scikit-learn version, so a rerun over an
     unchanged folder reads it back instead of running K-means again.
     """
-    digest = hashlib.blake2b(np.ascontiguousarray(x, dtype=np.float32).tobytes(), digest_size=20)
-    digest.update(repr((x.shape, ks, config.seed, N_INIT, sklearn.__version__)).encode())
-    key = digest.hexdigest()
+    key = memo_key(x, ks, config.seed, N_INIT, sklearn.__version__)
     if config.use_cache:
         memo = load_memo(config.resolved_cache_dir, "ksweep", key)
         if memo and len(memo.get("inertia", ())) == len(ks) == len(memo.get("silhouette", ())) and "elbow" in memo:

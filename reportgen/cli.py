@@ -62,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
     p.add_argument("--title", help="report title (default: from the folder name)")
     p.add_argument("--offline", action="store_true", help="never use the network")
+    p.add_argument(
+        "--max-report-mb",
+        type=float,
+        default=15.0,
+        metavar="MB",
+        help="size budget of report.html; thumbnails shrink to fit (default 15)",
+    )
     verbosity = p.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="log details")
     verbosity.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bar")
@@ -96,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             use_cache=not args.no_cache,
             title=args.title,
             offline=args.offline,
+            max_report_mb=args.max_report_mb,
             progress=not args.quiet and sys.stderr.isatty(),
         )
         result = build_report(config)

@@ -40,6 +40,7 @@ class Config:
     use_cache : read and write the embedding cache.
     title : report title (default: the data folder's name).
     offline : never try the network (``auto`` then uses the bundled backbone).
+    max_report_mb : size budget of report.html; thumbnails shrink to fit it.
     progress : show progress bars.
     """
 
@@ -61,6 +62,7 @@ class Config:
     use_cache: bool = True
     title: str | None = None
     offline: bool = False
+    max_report_mb: float = 15.0
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -86,6 +88,8 @@ class Config:
             raise InvalidOptionError(f"--k-min {self.k_min} is larger than --k-max {self.k_max}")
         if self.within_k < 2:
             raise InvalidOptionError(f"--within-k must be at least 2, got {self.within_k}")
+        if self.max_report_mb <= 0:
+            raise InvalidOptionError(f"--max-report-mb must be positive, got {self.max_report_mb}")
         if self.workers is not None and self.workers < 0:
             raise InvalidOptionError(f"--workers must be 0 or more, got {self.workers}")
         if self.device not in ("auto", "cpu", "cuda"):

@@ -17,6 +17,29 @@ from .choose_k import KSelection  # noqa: E402
 DPI = 110
 ACCENT = "#2b6cb0"
 MARK = "#c53030"
+# Cluster c is drawn in CLUSTER_COLOURS[c % 20] everywhere: figures here, report.css (.c0-.c19), report.js.
+CLUSTER_COLOURS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#aec7e8",
+    "#ffbb78",
+    "#98df8a",
+    "#ff9896",
+    "#c5b0d5",
+    "#c49c94",
+    "#f7b6d2",
+    "#c7c7c7",
+    "#dbdb8d",
+    "#9edae5",
+)
 
 
 def to_data_uri(fig: Figure) -> str:
@@ -29,7 +52,7 @@ def to_data_uri(fig: Figure) -> str:
 
 def elbow_plot(sel: KSelection) -> str:
     """Inertia against K, with the knee and the chosen K marked."""
-    fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(4.6, 3.2), layout="constrained")
     ax.plot(sel.ks, sel.inertia, "o-", color=ACCENT, label="inertia")
     if sel.elbow_k is not None:
         ax.axvline(sel.elbow_k, color="#718096", linestyle="--", label=f"knee (K={sel.elbow_k})")
@@ -42,7 +65,7 @@ def elbow_plot(sel: KSelection) -> str:
 
 def silhouette_plot(sel: KSelection) -> str:
     """Mean silhouette against K, with the chosen K marked."""
-    fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
+    fig, ax = plt.subplots(figsize=(4.6, 3.2), layout="constrained")
     ax.plot(sel.ks, sel.silhouette, "o-", color=ACCENT, label="mean silhouette")
     _mark_chosen(ax, sel, sel.silhouette)
     ax.set(xlabel="K (number of clusters)", ylabel="mean silhouette", title="Silhouette")
@@ -66,8 +89,11 @@ def _mark_chosen(ax, sel: KSelection, values) -> None:  # noqa: ANN001
         )
 
 
-def count_heatmap(counts: list[list[int]], classes: list[str]) -> str:
-    """The class x cluster count matrix as an annotated heatmap (colour = share of the class's row)."""
+def count_heatmap(counts: list[list[int]], classes: list[str], clusters: list[int]) -> str:
+    """The class x cluster count matrix as an annotated heatmap (colour = share of the class's row).
+
+    ``counts[r][c]`` is the count of ``classes[r]`` in cluster ``clusters[c]`` (columns in display order).
+    """
     values = np.asarray(counts, dtype=int)
     share = values / np.maximum(values.sum(axis=1, keepdims=True), 1)
     n_rows, n_cols = values.shape
@@ -86,11 +112,31 @@ def count_heatmap(counts: list[list[int]], classes: list[str]) -> str:
                     fontsize=8,
                     color="white" if share[r, c] > 0.55 else "black",
                 )
-    ax.set_xticks(range(n_cols), [str(c) for c in range(n_cols)])
-    ax.set_yticks(range(n_rows), classes)
+    ax.set_xticks(range(n_cols), [str(c) for c in clusters])
+    ax.set_yticks(range(n_rows), [c if len(c) <= 28 else c[:27] + "…" for c in classes])
     ax.set_xlabel("cluster")
     ax.set_ylabel("class")
     ax.set_title("Images per class and cluster (colour: share of the class)")
+    return to_data_uri(fig)
+
+
+def silhouette_knife(values: list[float], labels: list[int], k: int) -> str:
+    """Per-cluster silhouette plot: each cluster's members' silhouettes, sorted, as a horizontal band."""
+    values_arr, labels_arr = np.asarray(values), np.asarray(labels)
+    fig, ax = plt.subplots(figsize=(4.6, 3.2), layout="constrained")
+    y = 0
+    gap = max(2, len(values_arr) // 60)
+    for c in range(k):
+        v = np.sort(values_arr[labels_arr == c])
+        ax.fill_betweenx(np.arange(y, y + len(v)), 0, v, color=CLUSTER_COLOURS[c % len(CLUSTER_COLOURS)], linewidth=0)
+        ax.text(-0.02, y + len(v) / 2, str(c), ha="right", va="center", fontsize=8)
+        y += len(v) + gap
+    mean = float(values_arr.mean())
+    ax.axvline(mean, color=MARK, linestyle="--", label=f"mean {mean:.3f}")
+    ax.axvline(0, color="#4a5568", linewidth=0.8)
+    ax.set(xlabel="silhouette of each image", title=f"Silhouette per cluster at K={k}", yticks=[])
+    ax.set_ylabel("cluster")
+    ax.legend(frameon=False, fontsize=8, loc="lower right")
     return to_data_uri(fig)
 
 

@@ -1,4 +1,4 @@
-"""The product, top to bottom: discover -> embed -> reduce -> choose K -> cluster -> analyze -> render."""
+"""The product, top to bottom: discover -> embed -> reduce -> choose K -> cluster -> analyze -> map -> render."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .cluster import Clustering, cluster
 from .config import Config
 from .discover import ImageSet, discover
 from .embed import Embeddings, embed
+from .maps import Map2D, project_2d
 from .reduce import Reduced, reduce
 from .render import Outputs, write_outputs
 
@@ -32,6 +33,7 @@ class Result:
     k_selection: KSelection
     clustering: Clustering
     analysis: Analysis
+    layout: Map2D
     outputs: Outputs
     timings: dict[str, float]
 
@@ -63,10 +65,14 @@ def build_report(config: Config | str | os.PathLike[str], **options: object) -> 
         clustering = cluster(reduced, k_selection.chosen_k, config)
     with _timed("analyze", timings):
         analysis = analyze(embeddings, reduced, clustering, config)
+    with _timed("map", timings):
+        layout = project_2d(reduced, config)
     with _timed("render", timings):
-        outputs = write_outputs(config, embeddings, reduced, k_selection, clustering, analysis, timings)
+        outputs = write_outputs(config, embeddings, reduced, k_selection, clustering, analysis, layout, timings)
 
-    return Result(config, embeddings.images, embeddings, reduced, k_selection, clustering, analysis, outputs, timings)
+    return Result(
+        config, embeddings.images, embeddings, reduced, k_selection, clustering, analysis, layout, outputs, timings
+    )
 
 
 @contextmanager

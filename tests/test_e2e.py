@@ -19,6 +19,7 @@ SECTION_IDS = [
     "summary",
     "choose-k",
     "clusters",
+    "map",
     "count-matrix",
     "histograms",
     "oddballs",
@@ -80,9 +81,12 @@ def test_summary_json_numbers(sample_run) -> None:  # noqa: ANN001
     assert 0 < s["metrics"]["purity"] <= 1
     assert set(s["within_class"]) == set(s["classes"])
     assert sum(s["within_class"]["renewable"]["sizes"]) == 28
-    assert set(s["timings"]) == {"discover", "embed", "reduce", "choose_k", "cluster", "analyze"}
+    assert set(s["timings"]) == {"discover", "embed", "reduce", "choose_k", "cluster", "analyze", "map"}
     assert s["cache"] == {"computed": 122, "cached": 0}
     assert s["seed"] == 0 and "torch" in s["versions"]
+    renewable = s["within_class"]["renewable"]
+    assert renewable["meaningful"] and renewable["split_score"] >= 2  # dams/windmills vs solar panels
+    assert s["findings"] and s["report"]["trimmed"] == []
 
 
 def test_report_html_is_self_contained_with_every_section(sample_run) -> None:  # noqa: ANN001

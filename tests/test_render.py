@@ -19,6 +19,8 @@ from reportgen.choose_k import choose_k
 from reportgen.cluster import cluster
 from reportgen.config import Config
 from reportgen.discover import Skipped
+from reportgen.figures import CLUSTER_COLOURS
+from reportgen.maps import project_2d
 from reportgen.reduce import reduce
 
 HOSTILE_CLASS = "<script>alert(2)</script>"
@@ -27,6 +29,7 @@ LABELED_IDS = [
     "summary",
     "choose-k",
     "clusters",
+    "map",
     "count-matrix",
     "histograms",
     "oddballs",
@@ -35,6 +38,7 @@ LABELED_IDS = [
     "skipped",
     "run-details",
 ]
+UNLABELED_IDS = ["summary", "choose-k", "clusters", "map", "outliers", "skipped", "run-details"]
 
 
 class _Collect(HTMLParser):
@@ -50,19 +54,24 @@ class _Collect(HTMLParser):
             self.ids.append(d["id"])
 
 
-def _write(tmp_path: Path, labeled: bool = True, title: str | None = None) -> tuple[render.Outputs, Config]:
-    x, y = make_blobs(n_samples=[8, 8, 8], n_features=12, cluster_std=0.5, random_state=0)
+def _write(
+    tmp_path: Path, labeled: bool = True, title: str | None = None, n: int = 8, max_report_mb: float = 15.0
+) -> tuple[render.Outputs, Config]:
+    x, y = make_blobs(n_samples=[n, n, n], n_features=12, cluster_std=0.5, random_state=0)
     classes = np.array(["alpha", "beta", HOSTILE_CLASS])
     labels = [str(classes[v]) for v in y] if labeled else [None] * len(y)
     paths = [f"{lbl or 'flat'}/{HOSTILE_FILE if i == 0 else f'{i}.jpg'}" for i, lbl in enumerate(labels)]
     emb = fake_embeddings(x, labels, paths, skipped=(Skipped("alpha/bad.jpg", "not an image Pillow can identify"),))
-    config = Config(tmp_path / "data", out_dir=tmp_path / "out", pca_dims=5, k_max=6, title=title)
+    config = Config(
+        tmp_path / "data", out_dir=tmp_path / "out", pca_dims=5, k_max=6, title=title, max_report_mb=max_report_mb
+    )
     reduced = reduce(emb.features, config)
     sel = choose_k(reduced, config)
     clus = cluster(reduced, sel.chosen_k, config)
     analysis = analyze(emb, reduced, clus, config)
     timings = {"embed": 1.0}
-    return render.write_outputs(config, emb, reduced, sel, clus, analysis, timings), config
+    layout = project_2d(reduced, config)
+    return render.write_outputs(config, emb, reduced, sel, clus, analysis, layout, timings), config
 
 
 def test_outputs_hold_the_same_results(tmp_path: Path) -> None:
@@ -99,6 +108,8 @@ def test_report_has_every_section_and_fetches_nothing(tmp_path: Path) -> None:
         assert section in parser.ids
     srcs = [attrs["src"] for tag, attrs in parser.tags if tag == "img"]
     assert srcs and all(src.startswith("data:image/") for src in srcs)
+    scripts = [t for t, a in parser.tags if t == "script"]
+    assert len(scripts) == 2  # the JSON data island and the inline viewer/map code
     assert not [t for t, a in parser.tags if t in ("link", "script") and ("href" in a or "src" in a)]
     assert "alpha/bad.jpg" in html and "not an image Pillow can identify" in html
 
@@ -110,15 +121,18 @@ def test_user_controlled_strings_are_escaped(tmp_path: Path) -> None:
     assert "<img src=x onerror" not in html
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in html
     assert "&lt;b&gt;my&lt;/b&gt; report" in html
-    assert not re.search(r"<script\b", html)
+    assert html.count("<script") == 2 and "</script>" not in _json_island(html)
+    data = json.loads(_json_island(html))
+    assert HOSTILE_CLASS in data["classes"]  # intact as data, inert as markup
+    assert any(HOSTILE_FILE in d["p"] for d in data["images"].values())
 
 
 def test_unlabeled_report_leaves_out_label_sections(tmp_path: Path) -> None:
     out, _ = _write(tmp_path, labeled=False)
     parser = _Collect()
     parser.feed(out.report.read_text(encoding="utf-8"))
-    assert {"summary", "choose-k", "clusters", "skipped", "run-details"} <= set(parser.ids)
-    assert not {"count-matrix", "histograms", "oddballs", "within-class"} & set(parser.ids)
+    assert set(UNLABELED_IDS) <= set(parser.ids)
+    assert not {"count-matrix", "histograms", "oddballs", "shared", "within-class"} & set(parser.ids)
     assert json.loads(out.summary.read_text())["metrics"] is None
     rows = list(csv.DictReader(out.assignments.open()))
     assert {r["label"] for r in rows} == {""} and {r["within_cluster"] for r in rows} == {""}
@@ -142,3 +156,45 @@ def test_templates_ship_beside_the_code() -> None:
     folder = render.template_dir()
     assert (folder / "report.html").is_file() and (folder / "report.css").is_file()
     assert {p.name for p in (folder / "sections").glob("*.html")} >= {"summary.html", "oddballs.html"}
+
+
+def _json_island(html: str) -> str:
+    start = html.index('<script type="application/json" id="report-data">') + len(
+        '<script type="application/json" id="report-data">'
+    )
+    return html[start : html.index("</script>", start)]
+
+
+def test_map_data_has_a_point_per_image_and_details_for_every_tile(tmp_path: Path) -> None:
+    out, _ = _write(tmp_path)
+    html = out.report.read_text(encoding="utf-8")
+    data = json.loads(_json_island(html))
+    assert [p[0] for p in data["points"]] == list(range(24))
+    assert data["has_tsne"] and all(p[3] is not None for p in data["points"])
+    tiles = {int(i) for i in re.findall(r'class="tile" data-i="(\d+)"', html)}
+    assert tiles <= {int(i) for i in data["images"]}
+    summary = json.loads(out.summary.read_text())
+    assert summary["findings"] and summary["findings"][0] in html
+
+
+def test_size_budget_shrinks_thumbnails_and_says_so(tmp_path: Path) -> None:
+    roomy, _ = _write(tmp_path / "a", n=150)
+    roomy_bytes = roomy.report.stat().st_size
+    budget_mb = round(roomy_bytes * 0.5 / 1e6, 2)
+    tight, _ = _write(tmp_path / "b", n=150, max_report_mb=budget_mb)
+    summary = json.loads(tight.summary.read_text())
+    assert tight.report.stat().st_size <= budget_mb * 1e6
+    assert summary["report"]["trimmed"]
+    assert summary["report"]["tile_px"] < json.loads(roomy.summary.read_text())["report"]["tile_px"]
+    assert f"Trimmed to stay under {budget_mb} MB" in tight.report.read_text(encoding="utf-8")
+
+
+def test_one_palette_for_figures_css_and_js() -> None:
+    folder = render.template_dir()
+    js = (folder / "report.js").read_text()
+    css = (folder / "report.css").read_text()
+    palette = re.search(r"PALETTE = \[([^\]]*)\]", js, re.S).group(1)
+    assert tuple(re.findall(r'"(#[0-9a-f]{6})"', palette)) == CLUSTER_COLOURS
+    assert [re.search(rf"\.c{i} {{ background: (#[0-9a-f]{{6}}); }}", css).group(1) for i in range(20)] == list(
+        CLUSTER_COLOURS
+    )

@@ -100,11 +100,19 @@ def test_analyze_counts_oddballs_shared_clusters_and_metrics() -> None:
     bear = next(s for s in a.spreads if s.label == "bear")
     assert bear.size == 21 and bear.n_clusters == 2
     assert a.is_oddball[odd]
+    bear_odd = next(o for o in a.oddballs if o.index == odd)
+    assert bear_odd.d_cluster < bear_odd.d_class and len(bear_odd.neighbours) == 3
+    assert odd not in bear_odd.neighbours
     assert a.is_oddball.sum() == len(a.oddballs)
     assert all(o.cluster != o.class_cluster and o.margin > 0 for o in a.oddballs)
     assert [o.margin for o in a.oddballs] == sorted((o.margin for o in a.oddballs), reverse=True)
     cat_cluster = next(s.majority_cluster for s in a.spreads if s.label == "cat")
     assert [(s.cluster, dict(s.classes)) for s in a.shared] == [(cat_cluster, {"cat": 12, "apple": 8})]
+    cat_part, apple_part = a.shared[0].parts
+    assert len(cat_part) == len(apple_part) == 6
+    assert {names[i] for i in cat_part} == {"cat"} and {names[i] for i in apple_part} == {"apple"}
+    assert {int(c.labels[i]) for i in (*cat_part, *apple_part)} == {cat_cluster}
+    assert a.column_order == tuple(s.majority_cluster for s in a.spreads)  # each class's own cluster, in order
     assert a.metrics.nmi == pytest.approx(normalized_mutual_info_score(names, c.labels))
     assert a.metrics.ari == pytest.approx(adjusted_rand_score(names, c.labels))
     assert a.metrics.purity == pytest.approx((19 + 20 + 12) / 60)  # the odd bear sits with 19 apples
@@ -119,6 +127,7 @@ def test_within_class_split_recovers_two_concepts() -> None:
     assert w.sizes == (15, 15)
     truth = [y[i] for i in w.indices]
     assert adjusted_rand_score(truth, w.sub_labels) == 1.0
+    assert w.meaningful and w.split_score > 5
     assert (a.within_labels[np.array(names) == "tower"] == -1).all()
 
 
@@ -152,3 +161,27 @@ def test_k_sweep_is_memoised_in_the_cache_folder(tmp_path, monkeypatch: pytest.M
     assert choose_k(r, config) == first
     with pytest.raises(BaseException, match="the sweep ran again"):
         choose_k(r, Config("/unused", k_max=8, cache_dir=tmp_path, seed=1))  # another seed: another sweep
+
+
+def test_split_score_calls_one_gaussian_blob_noise_and_two_blobs_real() -> None:
+    rng = np.random.default_rng(5)
+    blob = rng.standard_normal((40, 16))
+    two = np.vstack([rng.standard_normal((20, 16)) - 3, rng.standard_normal((20, 16)) + 3])
+    x = np.vstack([blob, two]).astype(np.float32)
+    names = ["blob"] * 40 + ["pair"] * 40
+    _, _, a = _analysis(x, names, k=2)
+    score = {w.label: w for w in a.within}
+    assert not score["blob"].meaningful and abs(score["blob"].split_score) < 2
+    assert score["pair"].meaningful
+    assert [w.label for w in a.within] == ["pair", "blob"]  # ranked by split score
+
+
+def test_unlabeled_outliers_are_far_from_their_cluster() -> None:
+    x, _ = make_blobs(n_samples=[20, 20], n_features=8, cluster_std=0.3, random_state=6)
+    far = x[0] + 3.0  # same cluster, well outside its spread
+    x = np.vstack([x, far]).astype(np.float32)
+    emb, c, a = _analysis(x, [None] * 41, k=2)
+    assert [o.index for o in a.outliers] == [40]
+    (o,) = a.outliers
+    assert o.distance > o.threshold and o.cluster == int(c.labels[40])
+    assert a.is_oddball.tolist() == [False] * 40 + [True]

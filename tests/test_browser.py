@@ -1,0 +1,167 @@
+"""Real reports opened in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright).
+
+Skipped when Chromium or Playwright is missing, unless REPORTGEN_REQUIRE_BROWSER=1 (CI sets it): then missing
+tools fail the run instead of hiding it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLE_DATA, make_image
+
+import reportgen
+
+CHROMIUM = os.environ.get("REPORTGEN_CHROMIUM", "/usr/bin/chromium")
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# A folder name cannot hold "/", so the class is "<svg onload=...>" plus an unclosed <script>: either would
+# run or swallow the page if it reached the HTML unescaped.
+HOSTILE_CLASS = "<svg onload=alert(2)><script>alert(2)"
+HOSTILE_FILE = "<img src=x onerror=alert(1)>.jpg"
+LABELED_IDS = [
+    "summary",
+    "choose-k",
+    "clusters",
+    "map",
+    "count-matrix",
+    "histograms",
+    "oddballs",
+    "shared",
+    "within-class",
+    "skipped",
+    "run-details",
+]
+UNLABELED_IDS = ["summary", "choose-k", "clusters", "map", "outliers", "skipped", "run-details"]
+
+
+def _browser_or_skip():  # noqa: ANN202
+    required = os.environ.get("REPORTGEN_REQUIRE_BROWSER") == "1"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if required:
+            raise
+        pytest.skip("playwright is not installed")
+    if not Path(CHROMIUM).exists():
+        if required:
+            pytest.fail(f"REPORTGEN_REQUIRE_BROWSER=1 but {CHROMIUM} does not exist")
+        pytest.skip(f"{CHROMIUM} is not installed")
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def browser():  # noqa: ANN201
+    sync_playwright = _browser_or_skip()
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory: pytest.TempPathFactory, labeled_dir: Path, unlabeled_dir: Path) -> dict[str, Path]:
+    work = tmp_path_factory.mktemp("browser")
+    cache = work / "cache"
+    hostile = shutil.copytree(labeled_dir, work / "hostile")
+    (hostile / HOSTILE_CLASS).mkdir()
+    for i in range(4):
+        make_image("circles", seed=50 + i).save(hostile / HOSTILE_CLASS / f"{i}{HOSTILE_FILE}")
+    make_image("stripes", seed=60).save(hostile / "stripes" / HOSTILE_FILE)
+    (hostile / "stripes" / "broken.jpg").write_bytes(b"not a jpeg")
+    runs = {
+        "hostile": (hostile, {"title": "<b>title</b> " + HOSTILE_CLASS}),
+        "unlabeled": (unlabeled_dir, {}),
+        "sample": (SAMPLE_DATA, {}),
+    }
+    out = {}
+    for name, (data, extra) in runs.items():
+        result = reportgen.build_report(
+            data, out_dir=work / name, backbone="efficientnet-lite0", cache_dir=cache, progress=False, **extra
+        )
+        out[name] = result.outputs.report
+    return out
+
+
+def _open(browser, report: Path):  # noqa: ANN001, ANN202
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    events: dict[str, list] = {"console": [], "requests": [], "dialogs": []}
+    page.on("console", lambda m: events["console"].append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: events["console"].append(str(e)))
+    page.on("request", lambda r: events["requests"].append(r.url) if not r.url.startswith(("file:", "data:")) else None)
+
+    def on_dialog(d) -> None:  # noqa: ANN001
+        events["dialogs"].append(d.message)
+        d.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.goto(report.as_uri(), wait_until="load")
+    return page, events
+
+
+@pytest.mark.parametrize("name", ["hostile", "unlabeled", "sample"])
+def test_report_opens_cleanly(browser, reports: dict[str, Path], name: str) -> None:  # noqa: ANN001
+    page, events = _open(browser, reports[name])
+    ids = page.evaluate("Array.from(document.querySelectorAll('section[id]')).map(s => s.id)")
+    assert set(UNLABELED_IDS if name == "unlabeled" else LABELED_IDS) <= set(ids)
+    n_images = page.evaluate("document.images.length")
+    broken = page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length")
+    assert n_images > 10 and broken == 0
+    assert page.locator("#map-svg path.pt").count() > 0
+    page.wait_for_timeout(200)
+    assert events == {"console": [], "requests": [], "dialogs": []}
+    page.close()
+
+
+def test_hostile_names_show_as_text(browser, reports: dict[str, Path]) -> None:  # noqa: ANN001
+    page, events = _open(browser, reports["hostile"])
+    assert page.evaluate("document.querySelectorAll('script').length") == 2
+    assert page.evaluate("document.querySelectorAll('img[src=x], main svg[onload]').length") == 0
+    assert HOSTILE_CLASS in page.inner_text("#count-matrix")
+    assert HOSTILE_FILE in page.inner_text("#skipped") or HOSTILE_FILE in page.inner_text("body")
+    assert page.title().startswith("<b>title</b>")
+    assert events["dialogs"] == []
+    page.close()
+
+
+def test_thumbnail_viewer_opens_on_click_and_closes(browser, reports: dict[str, Path]) -> None:  # noqa: ANN001
+    page, events = _open(browser, reports["sample"])
+    tile = page.locator("#clusters .tile").first
+    path = tile.get_attribute("data-i")
+    caption = tile.locator("figcaption").inner_text()
+    assert page.locator("#viewer").is_hidden()
+    tile.click()
+    viewer = page.locator("#viewer")
+    assert viewer.is_visible()
+    assert caption in viewer.inner_text() and "cluster" in viewer.inner_text()
+    assert page.evaluate("document.querySelector('#viewer img').naturalWidth") > 0
+    page.keyboard.press("Escape")
+    assert viewer.is_hidden()
+    assert path is not None and events["console"] == []
+    page.close()
+
+
+def test_map_hover_shows_the_image_and_views_switch(browser, reports: dict[str, Path]) -> None:  # noqa: ANN001
+    page, events = _open(browser, reports["sample"])
+    points = page.locator("#map-svg path.pt")
+    assert points.count() == 122
+    points.nth(5).hover(force=True)
+    tooltip = page.locator("#tooltip")
+    assert tooltip.is_visible()
+    assert "cluster" in tooltip.inner_text()
+    assert page.evaluate("document.querySelector('#tooltip img').naturalWidth") > 0
+    before = points.nth(5).get_attribute("transform")
+    page.click(".map-controls button[data-view=tsne]")
+    assert page.locator("#map-svg path.pt").count() == 122
+    assert page.locator("#map-svg path.pt").nth(5).get_attribute("transform") != before
+    assert events["console"] == []
+    page.close()
