@@ -13,7 +13,11 @@ Rules (also in the README):
   class needs more than ``within_k`` images. The **split score** compares the split's mean silhouette with the
   silhouettes the same K-means gets on structureless data: ``NULL_DRAWS`` samples from one Gaussian with the
   class's own mean and covariance (same size, same spread, no groups). The score is the z-score of the real
-  silhouette against those; a split is **meaningful** when the score is at least ``MEANINGFUL_Z``.
+  silhouette against those; a split is **meaningful** when the score is at least ``MEANINGFUL_Z``. For classes
+  over ``SPLIT_SILHOUETTE_SAMPLE`` images, every one of those silhouettes is computed on a seeded sample of
+  that many (the same estimator for the real split and the null draws).
+* **Silhouettes per image** (the knife plot, each cluster's silhouette) use a seeded sample of
+  ``SILHOUETTE_SAMPLE`` images when there are more; images outside the sample have NaN.
 * **Outliers** (unlabeled folders, instead of oddballs): images farther from their cluster's centre than
   Q3 + 3 IQR of that cluster's distances (Tukey's "far out" fence: distances to a centre are right-skewed, and
   the usual 1.5 IQR flags ordinary images), for clusters of at least 4 images.
@@ -58,6 +62,8 @@ N_NEIGHBOURS = 3
 NULL_DRAWS = 20
 NULL_N_INIT = 3
 MEANINGFUL_Z = 2.0
+SPLIT_SILHOUETTE_SAMPLE = 1000
+SILHOUETTE_SAMPLE = 10_000
 TUKEY = 3.0
 OUTLIER_MIN_CLUSTER = 4
 
@@ -158,7 +164,7 @@ class Analysis:
     labeled: bool
     top1: tuple[str, ...]  # each image's top-1 ImageNet class
     clusters: tuple[ClusterInfo, ...]
-    silhouettes: np.ndarray | None  # per image, at the chosen K (None when K < 2)
+    silhouettes: np.ndarray | None  # per image at the chosen K, NaN outside the sample (None when K < 2)
     counts: pd.DataFrame | None  # classes x clusters
     column_order: tuple[int, ...]  # clusters in the order that best matches the classes
     spreads: tuple[ClassSpread, ...]
@@ -192,7 +198,7 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
     labels = clustering.labels
     x = reduced.features
     notes: list[str] = []
-    silhouettes = _silhouettes(x, labels, clustering.k)
+    silhouettes = _silhouettes(x, labels, clustering.k, config.seed)
     neighbours = NearestNeighbors(n_neighbors=min(N_NEIGHBOURS + 1, n)).fit(x)
 
     def nearest_others(i: int) -> tuple[int, ...]:
@@ -275,10 +281,19 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
     )
 
 
-def _silhouettes(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray | None:
-    if not 2 <= k <= len(x) - 1:
+def _silhouettes(x: np.ndarray, labels: np.ndarray, k: int, seed: int) -> np.ndarray | None:
+    """Per-image silhouettes, on a seeded sample of ``SILHOUETTE_SAMPLE`` images when there are more."""
+    n = len(x)
+    if not 2 <= k <= n - 1:
         return None
-    return silhouette_samples(x, labels).astype(np.float64)
+    sample = np.arange(n)
+    if n > SILHOUETTE_SAMPLE:
+        sample = np.sort(np.random.default_rng(seed).choice(n, SILHOUETTE_SAMPLE, replace=False))
+    if len(np.unique(labels[sample])) < 2:
+        return None
+    values = np.full(n, np.nan)
+    values[sample] = silhouette_samples(x[sample], labels[sample])
+    return values
 
 
 def _top_shares(names: list[str], limit: int = 3) -> tuple[tuple[str, float], ...]:
@@ -312,8 +327,13 @@ def _cluster_info(
         top_predictions=preds,
         nearest=_nearest(members, x, clustering.centers[c]),
         class_counts=class_counts,
-        silhouette=float(silhouettes[members].mean()) if silhouettes is not None and len(members) else None,
+        silhouette=_nanmean(silhouettes[members]) if silhouettes is not None else None,
     )
+
+
+def _nanmean(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else None
 
 
 def _spread(label: str, row: np.ndarray) -> ClassSpread:
@@ -381,7 +401,8 @@ def _metrics(y: np.ndarray, labels: np.ndarray) -> Metrics:
 def split_silhouette(xs: np.ndarray, k: int, seed: int, n_init: int = N_INIT) -> tuple[np.ndarray, float]:
     """K-means sub-cluster labels (numbered by size) and their mean silhouette."""
     km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(xs)
-    return km.labels_, float(silhouette_score(xs, km.labels_))
+    sample = min(len(xs), SPLIT_SILHOUETTE_SAMPLE)
+    return km.labels_, float(silhouette_score(xs, km.labels_, sample_size=sample, random_state=seed))
 
 
 def null_silhouettes(xs: np.ndarray, k: int, seed: int, draws: int = NULL_DRAWS) -> np.ndarray:

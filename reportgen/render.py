@@ -312,7 +312,9 @@ def summary_dict(
             "silhouette_k": k_selection.silhouette_k,
             "forced": k_selection.forced,
             "reason": k_selection.reason,
-            "mean_silhouette": _round(None if analysis.silhouettes is None else float(analysis.silhouettes.mean())),
+            "mean_silhouette": _round(
+                None if analysis.silhouettes is None else float(np.nanmean(analysis.silhouettes))
+            ),
         },
         "metrics": (
             {"nmi": round(metrics.nmi, 6), "ari": round(metrics.ari, 6), "purity": round(metrics.purity, 6)}
@@ -538,8 +540,13 @@ def report_context(
         plots["elbow"] = _figure(config, "elbow_plot", k_selection)
         plots["silhouette"] = _figure(config, "silhouette_plot", k_selection)
     if analysis.silhouettes is not None:
+        sampled = np.isfinite(analysis.silhouettes)
         plots["knife"] = _figure(
-            config, "silhouette_knife", analysis.silhouettes.round(6).tolist(), clustering.labels.tolist(), clustering.k
+            config,
+            "silhouette_knife",
+            analysis.silhouettes[sampled].round(6).tolist(),
+            clustering.labels[sampled].tolist(),
+            clustering.k,
         )
 
     context = {
