@@ -1,14 +1,25 @@
-"""Stage 4: choose the number of clusters K from the elbow of the inertia curve and the silhouette.
+"""Stage 4: choose the number of clusters K from several criteria, and say how sure the choice is.
 
-The rule (also in the README):
+The rule (also in the README; the study behind it is in docs/quality.md):
 
 1. ``--k`` given: use it.
-2. Sweep K over ``k_min..k_max`` (capped at N - 1) with seeded K-means; record inertia and silhouette.
-3. Find the elbow of the inertia curve with kneed (convex, decreasing). If there is a knee, choose the K
-   with the best silhouette among K <= knee: past the elbow extra clusters stop paying for themselves and
-   mostly split real groups, and below it the silhouette picks the best-separated K. If there is no knee,
-   say so and choose the K with the best silhouette over the whole sweep.
-4. When every point is the same (the silhouette is undefined) K is 1.
+2. Sweep K over ``k_min..k_max`` (capped at N - 1) with seeded K-means in the clustering space (L2-normalised
+   embeddings, PCA). For each K record: inertia, mean silhouette, Calinski-Harabasz, Davies-Bouldin and
+   **stability** (the mean ARI between the full clustering and K-means on ``STABILITY_DRAWS`` random 80%
+   subsamples: a K that describes real groups is found again on most of the data).
+3. Each criterion picks its own K: the elbow of the inertia curve (kneed), the highest silhouette, the highest
+   Calinski-Harabasz, the lowest Davies-Bouldin, the highest stability.
+4. **Chosen K**: the lowest mean rank over the four curve criteria (silhouette, Calinski-Harabasz,
+   Davies-Bouldin, stability; ties go to the smaller K). A consensus of rankings cannot be captured by one
+   criterion's quirk (the silhouette climbing with K on weakly separated data, Davies-Bouldin drifting to the
+   top of the range). The elbow is reported but does not vote: on the smooth inertia curves of CNN features
+   kneed places the knee late (K=10 on sample_data, whose classes number 4). Stability's own pick is the
+   largest K whose stability is within ``STABILITY_TIE`` of the best, since merging real groups is also
+   perfectly reproducible (well-separated groups give stability 1.0 at the true K and below it).
+5. **Candidates** are the two K with the best mean rank. **Confidence** is the share of the five picks
+   (the elbow included when there is one) that lie within one of the chosen K: ``high`` from 0.8,
+   ``medium`` from 0.5, else ``low``; the report says when the criteria disagree.
+6. When every point is the same (the criteria are undefined) K is 1.
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import sklearn
 from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
+from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
 from .cache import load_memo, memo_key, save_memo
 from .config import Config
@@ -30,20 +41,48 @@ from .reduce import Reduced
 log = logging.getLogger(__name__)
 
 N_INIT = 10
+STABILITY_DRAWS = 10
+STABILITY_FRACTION = 0.8
+STABILITY_N_INIT = 3
+STABILITY_TIE = 0.02
+# Criterion name -> whether higher is better. The order is the order of the report's table.
+CURVES = {"silhouette": True, "calinski_harabasz": True, "davies_bouldin": False, "stability": True}
+LABELS = {
+    "elbow": "elbow of inertia",
+    "silhouette": "silhouette",
+    "calinski_harabasz": "Calinski-Harabasz",
+    "davies_bouldin": "Davies-Bouldin",
+    "stability": "stability",
+}
 
 
 @dataclass(frozen=True)
 class KSelection:
-    """The K sweep and the decision made from it."""
+    """The K sweep, each criterion's curve and pick, and the decision made from them."""
 
     ks: tuple[int, ...]
     inertia: tuple[float, ...]
-    silhouette: tuple[float, ...]
-    elbow_k: int | None
-    silhouette_k: int | None
+    curves: dict[str, tuple[float, ...]]  # criterion -> value per K
+    picks: dict[str, int | None]  # criterion (and "elbow") -> its K
+    mean_rank: tuple[float, ...]  # per K, over the curve criteria
+    candidates: tuple[int, ...]  # the two K with the best mean rank, best first
+    agreement: float  # share of picks within one of the chosen K
+    confidence: str  # "high", "medium", "low", or "given"
     chosen_k: int
     reason: str
     forced: bool
+
+    @property
+    def silhouette(self) -> tuple[float, ...]:
+        return self.curves.get("silhouette", ())
+
+    @property
+    def elbow_k(self) -> int | None:
+        return self.picks.get("elbow")
+
+    @property
+    def silhouette_k(self) -> int | None:
+        return self.picks.get("silhouette")
 
 
 def choose_k(reduced: Reduced, config: Config) -> KSelection:
@@ -52,11 +91,12 @@ def choose_k(reduced: Reduced, config: Config) -> KSelection:
     Parameters
     ----------
     reduced : the clustering space.
-    config : ``k``, ``k_min``, ``k_max`` and ``seed`` are read.
+    config : ``k``, ``k_min``, ``k_max`` and ``seed`` are read; the sweep is memoised in the cache folder.
 
     Returns
     -------
-    :class:`KSelection` with the curves, each criterion's pick, the chosen K and a sentence saying why.
+    :class:`KSelection` with every criterion's curve and pick, the candidates, the confidence, the chosen K
+    and a sentence saying why.
     """
     x = reduced.features
     n = x.shape[0]
@@ -65,8 +105,18 @@ def choose_k(reduced: Reduced, config: Config) -> KSelection:
     n_distinct = len(np.unique(x.round(6), axis=0))
     k_hi = min(config.k_max, n - 1, n_distinct)
     ks = tuple(range(config.k_min, k_hi + 1))
-    inertia, silhouette, elbow_k = _sweep(x, ks, config)
-    silhouette_k = ks[int(np.argmax(silhouette))] if ks else None
+    inertia, curves, elbow = _sweep(x, ks, config)
+
+    picks: dict[str, int | None] = {"elbow": elbow}
+    for name, higher in CURVES.items():
+        values = np.asarray(curves[name])
+        picks[name] = ks[int(np.argmax(values) if higher else np.argmin(values))] if ks else None
+    if ks:
+        stability = np.asarray(curves["stability"])
+        picks["stability"] = max(k for k, v in zip(ks, stability, strict=True) if v >= stability.max() - STABILITY_TIE)
+    mean_rank = _mean_rank(curves, len(ks))
+    order = sorted(range(len(ks)), key=lambda j: (mean_rank[j], ks[j]))
+    candidates = tuple(ks[j] for j in order[:2])
 
     if config.k is not None:
         chosen, reason = config.k, f"K={config.k} was given with --k"
@@ -74,65 +124,101 @@ def choose_k(reduced: Reduced, config: Config) -> KSelection:
         chosen = 1
         reason = (
             f"K cannot be chosen: only {n_distinct} distinct image{'s' if n_distinct != 1 else ''} among {n} "
-            f"(need at least {config.k_min + 1} for a K={config.k_min} sweep with a silhouette); using K=1"
-        )
-    elif elbow_k is None:
-        chosen = silhouette_k  # type: ignore[assignment]
-        reason = (
-            f"the inertia curve has no clear knee over K={ks[0]}..{ks[-1]}, so K={chosen} was chosen "
-            f"for the best silhouette ({max(silhouette):.3f})"
+            f"(need at least {config.k_min + 1} for a K={config.k_min} sweep); using K=1"
         )
     else:
-        upto = [k for k in ks if k <= elbow_k]
-        chosen = max(upto, key=lambda k: silhouette[ks.index(k)])
-        sil = silhouette[ks.index(chosen)]
-        if chosen == elbow_k:
-            reason = (
-                f"elbow of the inertia curve at K={elbow_k}, which also has the best silhouette up to it ({sil:.3f})"
-            )
-        else:
-            reason = (
-                f"elbow of the inertia curve at K={elbow_k}; K={chosen} has the best silhouette up to the elbow "
-                f"({sil:.3f} vs {silhouette[ks.index(elbow_k)]:.3f} at the elbow)"
-            )
-        if silhouette_k != chosen:
-            reason += f"; the best silhouette over the whole sweep is at K={silhouette_k}"
-    log.info("chose K=%d: %s", chosen, reason)
+        chosen = candidates[0]
+        reason = f"K={chosen} has the best mean rank over the four criteria ({mean_rank[ks.index(chosen)]:.1f})"
+        if len(candidates) > 1:
+            reason += f"; runner-up K={candidates[1]} ({mean_rank[ks.index(candidates[1])]:.1f})"
+    voters = [k for k in picks.values() if k is not None]
+    agreement = sum(abs(k - chosen) <= 1 for k in voters) / len(voters) if voters else 0.0
+    if config.k is not None:
+        confidence = "given"
+    elif not ks:
+        confidence = "low"
+    else:
+        confidence = "high" if agreement >= 0.8 else "medium" if agreement >= 0.5 else "low"
+    log.info("chose K=%d (%s confidence): %s", chosen, confidence, reason)
     return KSelection(
         ks=ks,
         inertia=tuple(inertia),
-        silhouette=tuple(silhouette),
-        elbow_k=elbow_k,
-        silhouette_k=silhouette_k,
+        curves={name: tuple(values) for name, values in curves.items()},
+        picks=picks,
+        mean_rank=tuple(float(v) for v in mean_rank),
+        candidates=candidates,
+        agreement=float(agreement),
+        confidence=confidence,
         chosen_k=int(chosen),
         reason=reason,
         forced=config.k is not None,
     )
 
 
-def _sweep(x: np.ndarray, ks: tuple[int, ...], config: Config) -> tuple[list[float], list[float], int | None]:
-    """Inertia and mean silhouette for each K, and the elbow, memoised in the cache folder.
+def disagreement(sel: KSelection) -> str | None:
+    """A sentence naming the criteria that pick K more than one away from the chosen K, or ``None``."""
+    if sel.forced or not sel.ks:
+        return None
+    away = [f"{LABELS[name]} K={k}" for name, k in sel.picks.items() if k is not None and abs(k - sel.chosen_k) > 1]
+    if not away:
+        return None
+    return "The criteria disagree: " + ", ".join(away) + f" (chosen K={sel.chosen_k})."
+
+
+def _mean_rank(curves: dict[str, list[float]], n_ks: int) -> np.ndarray:
+    """Mean over the curve criteria of each K's rank (0 = best); equal values share the better rank."""
+    if not n_ks:
+        return np.zeros(0)
+    ranks = []
+    for name, higher in CURVES.items():
+        v = np.asarray(curves[name], dtype=float)
+        key = -v if higher else v
+        ranks.append(np.array([np.sum(key < key[j] - 1e-12) for j in range(n_ks)], dtype=float))
+    return np.mean(ranks, axis=0)
+
+
+def _sweep(
+    x: np.ndarray, ks: tuple[int, ...], config: Config
+) -> tuple[list[float], dict[str, list[float]], int | None]:
+    """Inertia, every criterion's curve, and the elbow, memoised in the cache folder.
 
     The sweep is deterministic for the same features, Ks, seed and scikit-learn version, so a rerun over an
     unchanged folder reads it back instead of running K-means again.
     """
-    key = memo_key(x, ks, config.seed, N_INIT, sklearn.__version__)
+    key = memo_key(x, ks, config.seed, N_INIT, STABILITY_DRAWS, sklearn.__version__)
     if config.use_cache:
-        memo = load_memo(config.resolved_cache_dir, "ksweep", key)
-        if memo and len(memo.get("inertia", ())) == len(ks) == len(memo.get("silhouette", ())) and "elbow" in memo:
-            elbow = memo["elbow"]
-            return [float(v) for v in memo["inertia"]], [float(v) for v in memo["silhouette"]], elbow
+        memo = load_memo(config.resolved_cache_dir, "ksweep-v2", key)
+        if memo and len(memo.get("inertia", ())) == len(ks) and set(memo.get("curves", {})) == set(CURVES):
+            return memo["inertia"], memo["curves"], memo["elbow"]
     inertia: list[float] = []
-    silhouette: list[float] = []
+    curves: dict[str, list[float]] = {name: [] for name in CURVES}
+    rng = np.random.default_rng(config.seed)
+    subsamples = [
+        np.sort(rng.choice(len(x), int(STABILITY_FRACTION * len(x)), replace=False)) for _ in range(STABILITY_DRAWS)
+    ]
     for k in ks:
         labels, km_inertia = _kmeans(x, k, config.seed)
         inertia.append(km_inertia)
-        silhouette.append(float(silhouette_score(x, labels)))
+        curves["silhouette"].append(float(silhouette_score(x, labels)))
+        curves["calinski_harabasz"].append(float(calinski_harabasz_score(x, labels)))
+        curves["davies_bouldin"].append(float(davies_bouldin_score(x, labels)))
+        curves["stability"].append(_stability(x, labels, k, subsamples, config.seed))
     elbow = _elbow(ks, inertia)
     if config.use_cache and ks:
-        memo = {"inertia": inertia, "silhouette": silhouette, "elbow": elbow}
-        save_memo(config.resolved_cache_dir, "ksweep", key, memo)
-    return inertia, silhouette, elbow
+        memo = {"inertia": inertia, "curves": curves, "elbow": elbow}
+        save_memo(config.resolved_cache_dir, "ksweep-v2", key, memo)
+    return inertia, curves, elbow
+
+
+def _stability(x: np.ndarray, labels: np.ndarray, k: int, subsamples: list[np.ndarray], seed: int) -> float:
+    """Mean ARI between ``labels`` and K-means refitted on each subsample (restricted to the subsample)."""
+    scores = []
+    for j, sub in enumerate(subsamples):
+        if len(sub) <= k:
+            continue
+        refit = KMeans(n_clusters=k, n_init=STABILITY_N_INIT, random_state=seed + 1 + j).fit(x[sub])
+        scores.append(adjusted_rand_score(labels[sub], refit.labels_))
+    return float(np.mean(scores)) if scores else 0.0
 
 
 def _kmeans(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, float]:

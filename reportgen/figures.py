@@ -74,6 +74,29 @@ def silhouette_plot(sel: KSelection) -> str:
     return to_data_uri(fig)
 
 
+def criteria_plot(sel: KSelection) -> str:
+    """Calinski-Harabasz, Davies-Bouldin and stability against K, each criterion's pick and the chosen K marked."""
+    panels = (
+        ("calinski_harabasz", "Calinski-Harabasz (higher is better)"),
+        ("davies_bouldin", "Davies-Bouldin (lower is better)"),
+        ("stability", "stability: ARI on 80% subsamples"),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.0), layout="constrained")
+    for ax, (name, title) in zip(axes, panels, strict=True):
+        values = sel.curves[name]
+        ax.plot(sel.ks, values, "o-", color=ACCENT, markersize=4)
+        pick = sel.picks.get(name)
+        if pick is not None:
+            ax.axvline(pick, color="#718096", linestyle="--", label=f"its pick K={pick}")
+        _mark_chosen(ax, sel, values)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("K", fontsize=9)
+        ax.set_xticks(sel.ks)
+        ax.tick_params(labelsize=8)
+        ax.legend(frameon=False, fontsize=7)
+    return to_data_uri(fig)
+
+
 def _mark_chosen(ax, sel: KSelection, values) -> None:  # noqa: ANN001
     if sel.chosen_k in sel.ks:
         y = values[sel.ks.index(sel.chosen_k)]

@@ -31,7 +31,7 @@ from PIL import Image
 
 from .analyze import Analysis
 from .cache import load_memo, save_memo
-from .choose_k import KSelection
+from .choose_k import LABELS, KSelection, disagreement
 from .cluster import Clustering
 from .config import Config
 from .embed import Embeddings
@@ -310,6 +310,20 @@ def summary_dict(
             "silhouette": [round(v, 6) for v in k_selection.silhouette],
             "elbow_k": k_selection.elbow_k,
             "silhouette_k": k_selection.silhouette_k,
+            "criteria": {
+                name: {
+                    "values": [round(v, 6) for v in k_selection.curves.get(name, ())]
+                    if name in k_selection.curves
+                    else None,
+                    "k": k,
+                }
+                for name, k in k_selection.picks.items()
+            },
+            "mean_rank": [round(v, 4) for v in k_selection.mean_rank],
+            "candidates": list(k_selection.candidates),
+            "agreement": round(k_selection.agreement, 4),
+            "confidence": k_selection.confidence,
+            "disagreement": disagreement(k_selection),
             "forced": k_selection.forced,
             "reason": k_selection.reason,
             "mean_silhouette": _round(
@@ -484,18 +498,20 @@ def findings(summary: dict, analysis: Analysis) -> list[str]:
 
 def _k_confidence(summary: dict) -> str:
     sel = summary["k_selection"]
-    k, elbow, best = summary["chosen_k"], sel["elbow_k"], sel["silhouette_k"]
+    k = summary["chosen_k"]
     if sel["forced"]:
         sentence = f"K={k} was fixed with --k."
     elif not sel["k"]:
         sentence = sel["reason"][0].upper() + sel["reason"][1:] + "."
-    elif elbow is None:
-        sentence = f"K={k} is uncertain: the inertia curve has no clear elbow, so only the silhouette chose it."
-    elif k == best:
-        where = "at" if k == elbow else f"below the elbow at K={elbow}, and"
-        sentence = f"K={k} is well supported: it is {where} the best silhouette of the whole sweep."
     else:
-        sentence = f"K={k} is less certain: the silhouette alone would pick K={best}, the elbow K={elbow}."
+        agree = sum(1 for c in sel["criteria"].values() if c["k"] is not None and abs(c["k"] - k) <= 1)
+        voters = sum(1 for c in sel["criteria"].values() if c["k"] is not None)
+        sentence = (
+            f"Confidence in K={k} is {sel['confidence']}: {agree} of {voters} criteria pick it or a neighbour"
+            + (f"; the runner-up is K={sel['candidates'][1]}." if len(sel["candidates"]) > 1 else ".")
+        )
+        if sel["disagreement"]:
+            sentence += " " + sel["disagreement"]
     mean = sel.get("mean_silhouette")
     if mean is not None and mean < SILHOUETTE_WEAK:
         sentence += (
@@ -539,6 +555,7 @@ def report_context(
     if k_selection.ks:
         plots["elbow"] = _figure(config, "elbow_plot", k_selection)
         plots["silhouette"] = _figure(config, "silhouette_plot", k_selection)
+        plots["criteria"] = _figure(config, "criteria_plot", k_selection)
     if analysis.silhouettes is not None:
         sampled = np.isfinite(analysis.silhouettes)
         plots["knife"] = _figure(
@@ -554,6 +571,7 @@ def report_context(
         "title": summary["title"],
         "plots": plots,
         "names": names,
+        "criterion_labels": LABELS,
         "clusters": [{"info": c, "tiles": [tile(i) for i in c.nearest]} for c in analysis.clusters],
         "css": (template_dir() / "report.css").read_text(encoding="utf-8"),
         "js": (template_dir() / "report.js").read_text(encoding="utf-8"),

@@ -179,14 +179,16 @@ def test_map_data_has_a_point_per_image_and_details_for_every_tile(tmp_path: Pat
 
 def test_size_budget_shrinks_thumbnails_and_says_so(tmp_path: Path) -> None:
     roomy, _ = _write(tmp_path / "a", n=150)
-    roomy_bytes = roomy.report.stat().st_size
-    budget_mb = round(roomy_bytes * 0.5 / 1e6, 2)
-    tight, _ = _write(tmp_path / "b", n=150, max_report_mb=budget_mb)
+    smallest, _ = _write(tmp_path / "b", n=150, max_report_mb=0.01)  # unreachable: the smallest it can do
+    lo, hi = smallest.report.stat().st_size, roomy.report.stat().st_size
+    assert lo < 0.7 * hi
+    budget_mb = round((lo + hi) / 2 / 1e6, 3)
+    tight, _ = _write(tmp_path / "c", n=150, max_report_mb=budget_mb)
     summary = json.loads(tight.summary.read_text())
     assert tight.report.stat().st_size <= budget_mb * 1e6
     assert summary["report"]["trimmed"]
-    assert summary["report"]["tile_px"] < json.loads(roomy.summary.read_text())["report"]["tile_px"]
     assert f"Trimmed to stay under {budget_mb} MB" in tight.report.read_text(encoding="utf-8")
+    assert json.loads(roomy.summary.read_text())["report"]["trimmed"] == []
 
 
 def test_one_palette_for_figures_css_and_js() -> None:

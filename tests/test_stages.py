@@ -9,7 +9,7 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from reportgen.analyze import analyze
-from reportgen.choose_k import choose_k
+from reportgen.choose_k import _mean_rank, choose_k, disagreement
 from reportgen.cluster import cluster
 from reportgen.config import Config
 from reportgen.errors import InvalidOptionError
@@ -40,7 +40,12 @@ def test_choose_k_finds_four_blobs() -> None:
     assert sel.elbow_k == 4
     assert sel.silhouette_k == 4
     assert sel.chosen_k == 4
-    assert "elbow of the inertia curve at K=4" in sel.reason
+    assert sel.picks == {"elbow": 4, "silhouette": 4, "calinski_harabasz": 4, "davies_bouldin": 4, "stability": 4}
+    assert sel.reason.startswith("K=4 has the best mean rank over the four criteria (0.0)")
+    assert sel.candidates[0] == 4 and len(sel.candidates) == 2
+    assert (sel.confidence, sel.agreement) == ("high", 1.0)
+    assert disagreement(sel) is None
+    assert sel.curves["stability"][sel.ks.index(4)] == pytest.approx(1.0)
 
 
 def test_choose_k_caps_the_sweep_and_honours_k() -> None:
@@ -57,8 +62,7 @@ def test_choose_k_says_when_there_is_no_knee() -> None:
     r = reduce(_blobs(n=40, centers=1, std=1.0)[0], CFG)
     sel = choose_k(r, Config("/unused", k_max=3))
     assert sel.elbow_k is None
-    assert "no elbow" not in sel.reason and "no clear knee" in sel.reason
-    assert sel.chosen_k == sel.silhouette_k
+    assert sel.chosen_k in sel.ks
 
 
 def test_identical_images_give_k_1_with_the_reason() -> None:
@@ -185,3 +189,27 @@ def test_unlabeled_outliers_are_far_from_their_cluster() -> None:
     (o,) = a.outliers
     assert o.distance > o.threshold and o.cluster == int(c.labels[40])
     assert a.is_oddball.tolist() == [False] * 40 + [True]
+
+
+def test_mean_rank_votes_and_ties_share_the_better_rank() -> None:
+    curves = {
+        "silhouette": [0.1, 0.3, 0.2],  # best K index 1
+        "calinski_harabasz": [5.0, 9.0, 9.0],  # a tie for best between 1 and 2
+        "davies_bouldin": [1.0, 2.0, 3.0],  # lower is better: best index 0
+        "stability": [0.9, 0.8, 0.2],
+    }
+    np.testing.assert_allclose(_mean_rank(curves, 3), [(2 + 2 + 0 + 0) / 4, (0 + 0 + 1 + 1) / 4, (1 + 0 + 2 + 2) / 4])
+
+
+def test_disagreement_names_the_criteria_far_from_the_choice() -> None:
+    r = reduce(_blobs(n=90, centers=3, std=2.5)[0], CFG)
+    sel = choose_k(r, Config("/unused", k_max=9))
+    far = {name: k for name, k in sel.picks.items() if k is not None and abs(k - sel.chosen_k) > 1}
+    text = disagreement(sel)
+    if far:
+        assert text.startswith("The criteria disagree: ") and f"(chosen K={sel.chosen_k})" in text
+        assert sel.confidence in ("medium", "low")
+    else:
+        assert text is None and sel.confidence == "high"
+    forced = choose_k(r, Config("/unused", k=2, k_max=9))
+    assert disagreement(forced) is None and forced.confidence == "given"
