@@ -276,7 +276,7 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
         shared=_shared(counts, y, labels, x, clustering),
         within=within,
         within_labels=within_labels,
-        metrics=_metrics(y, labels),
+        metrics=label_metrics(y, labels),
         notes=tuple(notes),
     )
 
@@ -389,7 +389,8 @@ def _outliers(clustering: Clustering, nearest_others) -> tuple[Outlier, ...]:  #
     return tuple(found)
 
 
-def _metrics(y: np.ndarray, labels: np.ndarray) -> Metrics:
+def label_metrics(y: np.ndarray, labels: np.ndarray) -> Metrics:
+    """NMI, ARI and purity of ``labels`` against the class labels ``y``."""
     table = contingency_matrix(y, labels)
     return Metrics(
         nmi=float(normalized_mutual_info_score(y, labels)),
