@@ -124,7 +124,7 @@ def choose_k(reduced: Reduced, config: Config) -> KSelection:
         chosen = 1
         reason = (
             f"K cannot be chosen: only {n_distinct} distinct image{'s' if n_distinct != 1 else ''} among {n} "
-            f"(need at least {config.k_min + 1} for a K={config.k_min} sweep); using K=1"
+            f"(need at least {config.k_min + 1} distinct images for a K={config.k_min} sweep); using K=1"
         )
     else:
         chosen = candidates[0]

@@ -87,12 +87,10 @@ def embed(images: ImageSet, config: Config) -> Embeddings:
         device = inference.pick_device(config.device)
         log.info("embedding %d images with %s on %s (%d from the cache)", len(todo), spec.name, device, n_cached)
         model = backbones.load(resolution, config.weights, config.offline)
-        computed, failed = inference.run_model(model, images.root, todo, config, device)
+        store = cache.put if cache is not None else None
+        computed, failed = inference.run_model(model, images.root, todo, config, device, on_entry=store)
         n_computed = len(computed)
         entries.update(computed)
-        if cache is not None:
-            for key, entry in computed.items():
-                cache.put(key, entry)
     else:
         log.info("all %d images found in the cache; the model was not loaded", len(hashes))
 

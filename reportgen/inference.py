@@ -6,6 +6,7 @@ Imported only when some image needs embedding, so a fully cached rerun never imp
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +56,21 @@ class _DecodeDataset(Dataset):
             return key, None, b"", str(exc)
 
 
+MAX_ASPECT = 4.0
+
+
 def preprocess(im: Image.Image, prep: Preprocessing) -> torch.Tensor:
-    """The backbone's input tensor (3 x crop x crop) for one RGB PIL image."""
+    """The backbone's input tensor (3 x crop x crop) for one RGB PIL image.
+
+    The center crop only ever keeps a square from the middle, so an extreme panorama (10000 x 10) is first
+    cut to ``MAX_ASPECT`` times its short side: the same pixels reach the model without resizing the short side
+    to ``prep.resize`` and the long side to hundreds of thousands of pixels.
+    """
+    w, h = im.size
+    short = min(w, h)
+    if max(w, h) > MAX_ASPECT * short:
+        side = int(MAX_ASPECT * short)
+        im = TF.center_crop(im, [min(h, side), min(w, side)])
     im = TF.resize(im, [prep.resize], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
     im = TF.center_crop(im, [prep.crop])
     x = TF.to_dtype(TF.pil_to_tensor(im), torch.float32, scale=True)
@@ -71,9 +85,18 @@ def _collate(batch: list[tuple[str, torch.Tensor | None, bytes, str | None]]):  
 
 
 def run_model(
-    model: LoadedBackbone, root: Path, todo: dict[str, str], config: Config, device: str
+    model: LoadedBackbone,
+    root: Path,
+    todo: dict[str, str],
+    config: Config,
+    device: str,
+    on_entry: Callable[[str, CacheEntry], None] | None = None,
 ) -> tuple[dict[str, CacheEntry], dict[str, str]]:
-    """Embed ``todo`` (content hash -> path); returns entries by hash and failure reasons by hash."""
+    """Embed ``todo`` (content hash -> path); returns entries by hash and failure reasons by hash.
+
+    ``on_entry`` is called for each entry as soon as its batch is done (the cache stores it then, so a run
+    killed half-way keeps what it embedded).
+    """
     items = sorted(todo.items(), key=lambda kv: kv[1])
     workers = 0 if len(items) <= config.batch_size else config.resolved_workers
     loader = DataLoader(
@@ -85,7 +108,7 @@ def run_model(
         persistent_workers=False,
     )
     trunk = model.trunk.to(device)
-    head = model.head.to(device)
+    head64 = (model.head.weight.detach().double().cpu(), model.head.bias.detach().double().cpu())
     if device == "cuda":
         trunk = trunk.to(memory_format=torch.channels_last)
     entries: dict[str, CacheEntry] = {}
@@ -95,25 +118,31 @@ def run_model(
         for keys, batch, thumbs, bad in loader:
             failed.update(bad)
             if batch is not None:
-                feats, probs = _forward(trunk, head, batch, device)
+                feats, probs = _forward(trunk, head64, batch, device)
                 top_p, top_i = probs.topk(TOP_K, dim=1)
                 for j, key in enumerate(keys):
                     entries[key] = CacheEntry(feats[j], top_i[j].numpy().astype(np.int32), top_p[j].numpy(), thumbs[j])
+                    if on_entry is not None:
+                        on_entry(key, entries[key])
             bar.update(len(keys) + len(bad))
     bar.close()
     return entries, failed
 
 
-def _forward(trunk, head, batch: torch.Tensor, device: str) -> tuple[np.ndarray, torch.Tensor]:  # noqa: ANN001
-    """Features (float32 numpy) and class probabilities (CPU tensor) for one batch."""
+def _forward(trunk, head64: tuple[torch.Tensor, torch.Tensor], batch: torch.Tensor, device: str):  # noqa: ANN001, ANN202
+    """Features (float32 numpy) and class probabilities (float32 CPU tensor) for one batch.
+
+    The classifier head runs on the CPU in float64 from the float32 features: a float32 matrix product
+    rounds differently with the batch's size, and the probabilities must not depend on ``--batch-size``.
+    """
     if device == "cuda":
         batch = batch.to(device, non_blocking=True, memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16):
             feats = trunk(batch)
-            logits = head(feats)
     else:
         feats = trunk(batch)
-        logits = head(feats)
     feats = feats.float().cpu()
-    probs = torch.softmax(logits.float(), dim=1).cpu()
+    weight, bias = head64
+    logits = torch.nn.functional.linear(feats.double(), weight, bias)
+    probs = torch.softmax(logits, dim=1).float()
     return feats.numpy().astype(np.float32), probs

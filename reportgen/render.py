@@ -702,7 +702,7 @@ def _map_data(
 
 def _top_predictions(embeddings: Embeddings, i: int, n: int) -> list[tuple[str, float]]:
     return [
-        (embeddings.categories[j], float(p))
+        (embeddings.categories[j], round(float(p), 6))
         for j, p in zip(embeddings.top5_index[i, :n], embeddings.top5_prob[i, :n], strict=True)
     ]
 

@@ -93,5 +93,6 @@ def test_worker_processes_give_the_same_embeddings(labeled_dir: Path, tmp_path: 
     )
     a = embed(discover(inline), inline)
     b = embed(discover(pooled), pooled)
-    np.testing.assert_allclose(a.features, b.features, atol=1e-4)
+    np.testing.assert_array_equal(a.features, b.features)
+    np.testing.assert_array_equal(a.top5_prob, b.top5_prob)
     assert a.thumbnails == b.thumbnails
