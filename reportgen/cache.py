@@ -22,7 +22,7 @@ from .fsutil import atomic_write
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: probabilities from a float64 head, independent of the batch size
+FORMAT_VERSION = 3  # 2: probabilities from a float64 head; 3: channels-last inference
 JPEG_MAGIC = b"\xff\xd8"
 
 

@@ -56,7 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the model runs (default auto)"
     )
-    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per forward pass (default 32)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        metavar="N",
+        help="images per forward pass (default: 8 on CPU, 256 on GPU)",
+    )
     p.add_argument("--workers", type=int, metavar="N", help="decoding processes (default: up to 4; 0 = in-process)")
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="embedding cache (default: ~/.cache/reportgen)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")

@@ -34,7 +34,8 @@ class Config:
     pca_dims : PCA components kept (capped by the data).
     seed : seed for PCA and every K-means.
     device : ``"auto"``, ``"cpu"`` or ``"cuda"``.
-    batch_size : images per forward pass.
+    batch_size : images per forward pass (``None``: 8 on the CPU, where larger batches overflow the caches and
+        run slower, 256 on a GPU).
     workers : decoding processes (``None`` picks from the CPU count; 0 decodes in the main process).
     cache_dir : embedding cache folder (``None`` means the per-user default).
     use_cache : read and write the embedding cache.
@@ -56,7 +57,7 @@ class Config:
     pca_dims: int = 50
     seed: int = 0
     device: str = "auto"
-    batch_size: int = 32
+    batch_size: int | None = None
     workers: int | None = None
     cache_dir: Path | None = None
     use_cache: bool = True
@@ -78,7 +79,9 @@ class Config:
 
     def _validate(self) -> None:
         positive = {"k_min": self.k_min, "k_max": self.k_max, "within_k": self.within_k}
-        positive |= {"pca_dims": self.pca_dims, "batch_size": self.batch_size}
+        positive |= {"pca_dims": self.pca_dims}
+        if self.batch_size is not None:
+            positive["batch_size"] = self.batch_size
         for name, value in positive.items():
             if value < 1:
                 raise InvalidOptionError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -98,6 +101,12 @@ class Config:
     @property
     def resolved_cache_dir(self) -> Path:
         return self.cache_dir if self.cache_dir is not None else default_cache_dir()
+
+    def resolved_batch_size(self, device: str) -> int:
+        """``batch_size``, or the measured best default for ``device`` (docs/benchmarks.md)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return 256 if device == "cuda" else 8
 
     @property
     def resolved_workers(self) -> int:

@@ -98,19 +98,19 @@ def run_model(
     killed half-way keeps what it embedded).
     """
     items = sorted(todo.items(), key=lambda kv: kv[1])
-    workers = 0 if len(items) <= config.batch_size else config.resolved_workers
+    batch_size = config.resolved_batch_size(device)
+    workers = 0 if len(items) <= batch_size else config.resolved_workers
     loader = DataLoader(
         _DecodeDataset(root, items, model.spec.preprocessing),
-        batch_size=config.batch_size,
+        batch_size=batch_size,
         num_workers=workers,
         collate_fn=_collate,
         pin_memory=device == "cuda",
         persistent_workers=False,
     )
-    trunk = model.trunk.to(device)
+    # channels-last doubles CPU throughput for these CNNs (docs/benchmarks.md) and is what GPUs want too.
+    trunk = _fused(model.trunk).to(device, memory_format=torch.channels_last)
     head64 = (model.head.weight.detach().double().cpu(), model.head.bias.detach().double().cpu())
-    if device == "cuda":
-        trunk = trunk.to(memory_format=torch.channels_last)
     entries: dict[str, CacheEntry] = {}
     failed: dict[str, str] = {}
     bar = tqdm(total=len(items), desc="Embedding", unit="img", disable=not config.progress)
@@ -129,6 +129,17 @@ def run_model(
     return entries, failed
 
 
+def _fused(trunk: torch.nn.Module) -> torch.nn.Module:
+    """The trunk with batch-norm folded into its convolutions (torch.fx), or unchanged if it cannot be traced."""
+    import torch.fx.experimental.optimization as fx_optimization
+
+    try:
+        return fx_optimization.fuse(trunk.eval())
+    except Exception as exc:  # noqa: BLE001 - tracing fails on some models; the plain one is still correct
+        log.debug("conv/batch-norm fusion skipped: %s", exc)
+        return trunk
+
+
 def _forward(trunk, head64: tuple[torch.Tensor, torch.Tensor], batch: torch.Tensor, device: str):  # noqa: ANN001, ANN202
     """Features (float32 numpy) and class probabilities (float32 CPU tensor) for one batch.
 
@@ -140,7 +151,7 @@ def _forward(trunk, head64: tuple[torch.Tensor, torch.Tensor], batch: torch.Tens
         with torch.autocast("cuda", dtype=torch.bfloat16):
             feats = trunk(batch)
     else:
-        feats = trunk(batch)
+        feats = trunk(batch.contiguous(memory_format=torch.channels_last))
     feats = feats.float().cpu()
     weight, bias = head64
     logits = torch.nn.functional.linear(feats.double(), weight, bias)

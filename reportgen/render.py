@@ -748,7 +748,7 @@ def _parameters(config: Config) -> dict:
         "pca_dims": config.pca_dims,
         "seed": config.seed,
         "device": config.device,
-        "batch_size": config.batch_size,
+        "batch_size": config.batch_size,  # None: the per-device default
         "workers": config.resolved_workers,
         "offline": config.offline,
         "max_report_mb": config.max_report_mb,
