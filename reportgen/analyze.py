@@ -15,7 +15,9 @@ Rules (also in the README):
   class's own mean and covariance (same size, same spread, no groups). The score is the z-score of the real
   silhouette against those; a split is **meaningful** when the score is at least ``MEANINGFUL_Z``. For classes
   over ``SPLIT_SILHOUETTE_SAMPLE`` images, every one of those silhouettes is computed on a seeded sample of
-  that many (the same estimator for the real split and the null draws).
+  that many (the same estimator for the real split and the null draws); the null draws have at most
+  ``NULL_MAX_POINTS`` points, and a class over ``sampling.LARGE_N`` images is split by K-means fitted on a
+  seeded sample of that many.
 * **Silhouettes per image** (the knife plot, each cluster's silhouette) use a seeded sample of
   ``SILHOUETTE_SAMPLE`` images when there are more; images outside the sample have NaN.
 * **Outliers** (unlabeled folders, instead of oddballs): images farther from their cluster's centre than
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -51,6 +53,7 @@ from .config import Config
 from .embed import Embeddings
 from .errors import InvalidOptionError
 from .reduce import Reduced
+from .sampling import LARGE_N, seeded_sample
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,9 @@ NULL_N_INIT = 3
 MEANINGFUL_Z = 2.0
 SPLIT_SILHOUETTE_SAMPLE = 1000
 SILHOUETTE_SAMPLE = 10_000
+# Oddballs and outliers whose 3 nearest images are found (the report shows 60; summary.json keeps these).
+DETAILED = 200
+NULL_MAX_POINTS = 2_000
 TUKEY = 3.0
 OUTLIER_MIN_CLUSTER = 4
 
@@ -103,7 +109,7 @@ class Oddball:
     class_cluster: int
     d_class: float  # distance to the class centre
     d_cluster: float  # distance to the centre of the cluster it joined
-    neighbours: tuple[int, ...]  # nearest other images, nearest first
+    neighbours: tuple[int, ...]  # nearest other images, nearest first (the first DETAILED oddballs only)
 
     @property
     def margin(self) -> float:
@@ -205,12 +211,16 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
         idx = neighbours.kneighbors(x[i : i + 1], return_distance=False)[0]
         return tuple(int(j) for j in idx if j != i)[:N_NEIGHBOURS]
 
+    def with_neighbours(found: list) -> tuple:  # noqa: ANN001
+        """The most odd first, neighbours filled in for the first ``DETAILED`` (each costs a pass over N)."""
+        return tuple(replace(o, neighbours=nearest_others(o.index)) if r < DETAILED else o for r, o in enumerate(found))
+
     clusters = tuple(
         _cluster_info(c, labels, clustering, x, top1, images.labels if images.labeled else None, silhouettes)
         for c in range(clustering.k)
     )
     if not images.labeled:
-        outliers = _outliers(clustering, nearest_others)
+        outliers = with_neighbours(_outliers(clustering))
         is_outlier = np.zeros(n, dtype=bool)
         is_outlier[[o.index for o in outliers]] = True
         return Analysis(
@@ -240,26 +250,20 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
     counts.index.name, counts.columns.name = "class", "cluster"
     spreads = tuple(_spread(cls, counts.loc[cls].to_numpy()) for cls in images.classes)
     majority = {s.label: s.majority_cluster for s in spreads}
-    class_centres = {cls: x[y == cls].mean(axis=0) for cls in images.classes}
-
-    oddballs: list[Oddball] = []
-    for i in range(n):
-        if labels[i] != majority[y[i]]:
-            d_class = float(np.linalg.norm(x[i] - class_centres[y[i]]))
-            oddballs.append(
-                Oddball(
-                    index=i,
-                    label=y[i],
-                    cluster=int(labels[i]),
-                    class_cluster=majority[y[i]],
-                    d_class=d_class,
-                    d_cluster=float(clustering.distances[i]),
-                    neighbours=nearest_others(i),
-                )
-            )
-    oddballs.sort(key=lambda o: (-o.margin, images.paths[o.index]))
+    class_of = {cls: j for j, cls in enumerate(images.classes)}
+    y_idx = np.array([class_of[v] for v in y])
+    centres = np.stack([x[y_idx == j].mean(axis=0) for j in range(len(images.classes))])
+    home = np.array([majority[cls] for cls in images.classes])[y_idx]
+    odd_idx = np.flatnonzero(labels != home)
+    d_class = np.linalg.norm(x[odd_idx] - centres[y_idx[odd_idx]], axis=1)
+    found = [
+        Oddball(int(i), y[i], int(labels[i]), int(home[i]), float(dc), float(clustering.distances[i]), ())
+        for i, dc in zip(odd_idx, d_class, strict=True)
+    ]
+    found.sort(key=lambda o: (-o.margin, images.paths[o.index]))
+    oddballs = with_neighbours(found)
     is_oddball = np.zeros(n, dtype=bool)
-    is_oddball[[o.index for o in oddballs]] = True
+    is_oddball[odd_idx] = True
 
     within, within_labels = _within(images.classes, y, x, top1, config, notes)
     return Analysis(
@@ -270,7 +274,7 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
         counts=counts,
         column_order=_column_order(counts.to_numpy()),
         spreads=spreads,
-        oddballs=tuple(oddballs),
+        oddballs=oddballs,
         outliers=(),
         is_oddball=is_oddball,
         shared=_shared(counts, y, labels, x, clustering),
@@ -286,9 +290,7 @@ def _silhouettes(x: np.ndarray, labels: np.ndarray, k: int, seed: int) -> np.nda
     n = len(x)
     if not 2 <= k <= n - 1:
         return None
-    sample = np.arange(n)
-    if n > SILHOUETTE_SAMPLE:
-        sample = np.sort(np.random.default_rng(seed).choice(n, SILHOUETTE_SAMPLE, replace=False))
+    sample = seeded_sample(n, SILHOUETTE_SAMPLE, seed)
     if len(np.unique(labels[sample])) < 2:
         return None
     values = np.full(n, np.nan)
@@ -374,7 +376,7 @@ def _shared(
     return tuple(shared)
 
 
-def _outliers(clustering: Clustering, nearest_others) -> tuple[Outlier, ...]:  # noqa: ANN001
+def _outliers(clustering: Clustering) -> list[Outlier]:
     found = []
     for c in range(clustering.k):
         members = np.flatnonzero(clustering.labels == c)
@@ -384,9 +386,9 @@ def _outliers(clustering: Clustering, nearest_others) -> tuple[Outlier, ...]:  #
         q1, q3 = np.percentile(d, [25, 75])
         fence = float(q3 + TUKEY * (q3 - q1))
         for i in members[d > fence]:
-            found.append(Outlier(int(i), c, float(clustering.distances[i]), fence, nearest_others(int(i))))
+            found.append(Outlier(int(i), c, float(clustering.distances[i]), fence, ()))
     found.sort(key=lambda o: (-(o.distance - o.threshold), o.index))
-    return tuple(found)
+    return found
 
 
 def label_metrics(y: np.ndarray, labels: np.ndarray) -> Metrics:
@@ -401,9 +403,11 @@ def label_metrics(y: np.ndarray, labels: np.ndarray) -> Metrics:
 
 def split_silhouette(xs: np.ndarray, k: int, seed: int, n_init: int = N_INIT) -> tuple[np.ndarray, float]:
     """K-means sub-cluster labels (numbered by size) and their mean silhouette."""
-    km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(xs)
+    fit = seeded_sample(len(xs), LARGE_N, seed)
+    km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(xs[fit])
+    labels = km.labels_ if len(fit) == len(xs) else km.predict(xs)
     sample = min(len(xs), SPLIT_SILHOUETTE_SAMPLE)
-    return km.labels_, float(silhouette_score(xs, km.labels_, sample_size=sample, random_state=seed))
+    return labels, float(silhouette_score(xs, labels, sample_size=sample, random_state=seed))
 
 
 def null_silhouettes(xs: np.ndarray, k: int, seed: int, draws: int = NULL_DRAWS) -> np.ndarray:
@@ -451,7 +455,7 @@ def _within(
         centres = np.stack([xs[raw == j].mean(axis=0) for j in range(k)])
         sub, centres = renumber_by_size(raw, centres)
         within_labels[idx] = sub
-        null = null_silhouettes(xs, k, config.seed)
+        null = null_silhouettes(xs[seeded_sample(len(xs), NULL_MAX_POINTS, config.seed)], k, config.seed)
         sd = float(null.std(ddof=1)) if len(null) > 1 else 0.0
         score = (sil - float(null.mean())) / max(sd, 1e-9)
         results.append(

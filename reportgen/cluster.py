@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import KMeans
+from sklearn.cluster import KMeans, MiniBatchKMeans
 
 from .choose_k import N_INIT
 from .config import Config
 from .reduce import Reduced
+from .sampling import CHUNK, LARGE_N
+
+MINIBATCH_N_INIT = 3
+MINIBATCH_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -35,12 +39,21 @@ def cluster(reduced: Reduced, k: int, config: Config) -> Clustering:
     Returns
     -------
     :class:`Clustering`, with clusters numbered by decreasing size (ties by first member) so that the
-    numbering is stable and cluster 0 is the largest.
+    numbering is stable and cluster 0 is the largest. Past ``sampling.LARGE_N`` images it uses seeded
+    MiniBatchKMeans (3 initialisations, batches of 4,096), which scales to millions of rows.
     """
     x = reduced.features
-    km = KMeans(n_clusters=k, n_init=N_INIT, random_state=config.seed).fit(x)
+    if len(x) > LARGE_N:
+        km = MiniBatchKMeans(
+            n_clusters=k, n_init=MINIBATCH_N_INIT, batch_size=MINIBATCH_SIZE, random_state=config.seed
+        ).fit(x)
+    else:
+        km = KMeans(n_clusters=k, n_init=N_INIT, random_state=config.seed).fit(x)
     labels, centers = renumber_by_size(km.labels_, km.cluster_centers_)
-    distances = np.linalg.norm(x - centers[labels], axis=1)
+    distances = np.empty(len(x), dtype=np.float32)
+    for start in range(0, len(x), CHUNK):
+        part = slice(start, start + CHUNK)
+        distances[part] = np.linalg.norm(x[part] - centers[labels[part]], axis=1)
     return Clustering(k=k, labels=labels, centers=centers, distances=distances, inertia=float(km.inertia_))
 
 

@@ -12,6 +12,7 @@ import sklearn
 from .cache import load_memo, memo_key, save_memo
 from .config import Config
 from .reduce import Reduced
+from .sampling import seeded_sample
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +47,18 @@ def project_2d(reduced: Reduced, config: Config) -> Map2D:
     n = len(x)
     pca = np.zeros((n, 2), dtype=np.float32)
     pca[:, : min(2, x.shape[1])] = x[:, :2]
-    if n < TSNE_MIN:
-        return Map2D(pca, None, np.arange(0), f"t-SNE needs at least {TSNE_MIN} images; only the PCA view is shown")
     note = None
-    indices = np.arange(n)
+    indices = seeded_sample(n, TSNE_MAX, config.seed)
     if n > TSNE_MAX:
-        indices = np.sort(np.random.default_rng(config.seed).choice(n, TSNE_MAX, replace=False))
         note = f"the t-SNE view places a random sample of {TSNE_MAX:,} of the {n:,} images; the PCA view shows all"
-    return Map2D(pca, _tsne(x[indices], config), indices, note)
+    # t-SNE runs on the distinct points only (duplicates share a position); scikit-learn's Barnes-Hut
+    # t-SNE crashes the process on a set of identical points.
+    _, first, inverse = np.unique(x[indices].round(6), axis=0, return_index=True, return_inverse=True)
+    if len(first) < TSNE_MIN:
+        note = f"t-SNE needs at least {TSNE_MIN} distinct images ({len(first)} here); only the PCA view is shown"
+        return Map2D(pca, None, np.arange(0), note)
+    xy = _tsne(x[indices][first], config)[np.asarray(inverse).reshape(-1)]
+    return Map2D(pca, xy, indices, note)
 
 
 def _tsne(x: np.ndarray, config: Config) -> np.ndarray:

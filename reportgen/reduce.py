@@ -11,6 +11,7 @@ from sklearn.decomposition import PCA
 from sklearn.preprocessing import normalize
 
 from .config import Config
+from .sampling import CHUNK, LARGE_N, seeded_sample
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def reduce(features: np.ndarray, config: Config) -> Reduced:
 
     Parameters
     ----------
-    features : float32 N x D embeddings.
+    features : N x D embeddings (float32 or float16, possibly a memory-map).
     config : ``pca_dims`` and ``seed`` are read.
 
     Returns
@@ -42,17 +43,28 @@ def reduce(features: np.ndarray, config: Config) -> Reduced:
     :class:`Reduced`; the component count is capped at ``min(N - 1, D)`` (at least 1).
     """
     n, d = features.shape
-    unit = normalize(features.astype(np.float32), norm="l2")
     n_components = max(1, min(config.pca_dims, n - 1, d))
     if n_components < config.pca_dims:
         log.info("PCA keeps %d components (asked for %d; the data has N=%d, D=%d)", n_components, config.pca_dims, n, d)
-    pca = PCA(n_components=n_components, random_state=config.seed)
+    fit_rows = seeded_sample(n, LARGE_N, config.seed)
+    large = len(fit_rows) < n
+    pca = PCA(n_components=n_components, svd_solver="randomized" if large else "auto", random_state=config.seed)
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # identical rows: zero total variance
-        projected = pca.fit_transform(unit).astype(np.float32)
+        pca.fit(_unit(features[fit_rows]))
+        if large:
+            log.info("PCA fitted on a seeded sample of %d of %d images, applied in chunks", len(fit_rows), n)
+        # chunks: features may be a float16 memory-map far larger than a float32 copy would fit
+        projected = np.empty((n, n_components), dtype=np.float32)
+        for start in range(0, n, CHUNK):
+            projected[start : start + CHUNK] = pca.transform(_unit(features[start : start + CHUNK]))
     return Reduced(
         features=projected,
         n_components=n_components,
         explained_variance_ratio=np.nan_to_num(pca.explained_variance_ratio_).astype(np.float64),
         requested_dims=config.pca_dims,
     )
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return normalize(np.asarray(rows, dtype=np.float32), norm="l2")

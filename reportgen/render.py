@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .analyze import Analysis
+from .analyze import DETAILED, Analysis
 from .cache import load_memo, save_memo
 from .choose_k import LABELS, KSelection, disagreement
 from .cluster import Clustering
@@ -38,6 +38,7 @@ from .embed import Embeddings
 from .fsutil import atomic_write
 from .maps import Map2D
 from .reduce import Reduced
+from .sampling import seeded_sample
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ def plan_budget(
     trimmed: list[str] = []
     map_indices = np.arange(n)
     if n > MAP_MAX_POINTS:
-        map_indices = np.sort(np.random.default_rng(config.seed).choice(n, MAP_MAX_POINTS, replace=False))
+        map_indices = seeded_sample(n, MAP_MAX_POINTS, config.seed)
         trimmed.append(f"the map shows a random sample of {MAP_MAX_POINTS:,} of the {n:,} images")
     tiles = _tile_occurrences(analysis, clustering)
     room = max(max_bytes - FIXED_OVERHEAD_BYTES - 220 * len(map_indices), 0)
@@ -366,6 +367,8 @@ def summary_dict(
             }
             for s in analysis.spreads
         },
+        "n_oddballs": len(analysis.oddballs),
+        "n_outliers": len(analysis.outliers),
         "oddballs": [
             {
                 "path": paths[o.index],
@@ -379,7 +382,7 @@ def summary_dict(
                 "neighbours": [{"path": paths[j], "label": images.labels[j]} for j in o.neighbours],
                 "top_predictions": _top_predictions(embeddings, o.index, 3),
             }
-            for o in analysis.oddballs
+            for o in analysis.oddballs[:DETAILED]
         ],
         "outliers": [
             {
@@ -391,7 +394,7 @@ def summary_dict(
                 "neighbours": [paths[j] for j in o.neighbours],
                 "top_predictions": _top_predictions(embeddings, o.index, 3),
             }
-            for o in analysis.outliers
+            for o in analysis.outliers[:DETAILED]
         ],
         "shared_clusters": [
             {

@@ -213,3 +213,48 @@ def test_disagreement_names_the_criteria_far_from_the_choice() -> None:
         assert text is None and sel.confidence == "high"
     forced = choose_k(r, Config("/unused", k=2, k_max=9))
     assert disagreement(forced) is None and forced.confidence == "given"
+
+
+def test_large_folder_paths_sample_and_minibatch_and_accept_float16_memmaps(
+    tmp_path,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+) -> None:
+    from reportgen import analyze as analyze_module
+    from reportgen import choose_k as choose_k_module
+    from reportgen import cluster as cluster_module
+    from reportgen import reduce as reduce_module
+
+    for module in (reduce_module, choose_k_module, cluster_module, analyze_module):
+        monkeypatch.setattr(module, "LARGE_N", 90)
+    monkeypatch.setattr(reduce_module, "CHUNK", 64)
+    monkeypatch.setattr(cluster_module, "CHUNK", 64)
+    x, y = make_blobs(n_samples=[100, 100, 100], n_features=24, cluster_std=0.5, random_state=7)
+    mm = np.lib.format.open_memmap(tmp_path / "f.npy", mode="w+", dtype=np.float16, shape=x.shape)
+    mm[:] = x
+    mm.flush()
+    features = np.load(tmp_path / "f.npy", mmap_mode="r")
+    config = Config("/unused", pca_dims=8, k_max=6)
+    r = reduce(features, config)
+    assert r.features.shape == (300, 8) and r.features.dtype == np.float32
+    sel = choose_k(r, config)
+    assert sel.chosen_k == 3
+    c = cluster(r, 3, config)
+    assert adjusted_rand_score(y, c.labels) == 1.0
+    np.testing.assert_allclose(c.distances, np.linalg.norm(r.features - c.centers[c.labels], axis=1), rtol=1e-4)
+    names = ["a" if v == 0 else "b" for v in y]  # "b" is two blobs: its split is fitted on a sample
+    emb = fake_embeddings(np.asarray(features, dtype=np.float32), names)
+    a = analyze(emb, r, c, config)
+    b_split = next(w for w in a.within if w.label == "b")
+    assert b_split.meaningful and sorted(b_split.sizes) == [100, 100]
+
+
+def test_map_places_duplicates_together_and_skips_tsne_without_enough_distinct_points() -> None:
+    from reportgen.maps import project_2d
+
+    x, _ = make_blobs(n_samples=30, n_features=8, centers=3, random_state=8)
+    x = np.vstack([x, x[:5]])  # five duplicates
+    layout = project_2d(reduce(x, CFG), CFG)
+    assert layout.tsne.shape == (35, 2)
+    np.testing.assert_array_equal(layout.tsne[30:], layout.tsne[:5])
+    same = project_2d(reduce(np.ones((10, 8), dtype=np.float32), CFG), CFG)
+    assert same.tsne is None and "t-SNE needs at least 6 distinct images (1 here)" in same.note
