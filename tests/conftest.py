@@ -10,6 +10,21 @@ from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = REPO / "sample_data"
+# The report's section ids (README "Report sections"), for labeled and for unlabeled folders.
+LABELED_SECTIONS = [
+    "summary",
+    "choose-k",
+    "clusters",
+    "map",
+    "count-matrix",
+    "histograms",
+    "oddballs",
+    "shared",
+    "within-class",
+    "skipped",
+    "run-details",
+]
+UNLABELED_SECTIONS = ["summary", "choose-k", "clusters", "map", "outliers", "skipped", "run-details"]
 
 # Three visually distinct classes: solid-ish colour fields with different shapes drawn on them.
 CLASS_STYLES = {

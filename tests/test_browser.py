@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_DATA, make_image
+from conftest import LABELED_SECTIONS, SAMPLE_DATA, UNLABELED_SECTIONS, make_image
 
 import reportgen
 
@@ -28,20 +28,6 @@ FLAGS = [
 # run or swallow the page if it reached the HTML unescaped.
 HOSTILE_CLASS = "<svg onload=alert(2)><script>alert(2)"
 HOSTILE_FILE = "<img src=x onerror=alert(1)>.jpg"
-LABELED_IDS = [
-    "summary",
-    "choose-k",
-    "clusters",
-    "map",
-    "count-matrix",
-    "histograms",
-    "oddballs",
-    "shared",
-    "within-class",
-    "skipped",
-    "run-details",
-]
-UNLABELED_IDS = ["summary", "choose-k", "clusters", "map", "outliers", "skipped", "run-details"]
 
 
 def _browser_or_skip():  # noqa: ANN202
@@ -112,7 +98,7 @@ def _open(browser, report: Path):  # noqa: ANN001, ANN202
 def test_report_opens_cleanly(browser, reports: dict[str, Path], name: str) -> None:  # noqa: ANN001
     page, events = _open(browser, reports[name])
     ids = page.evaluate("Array.from(document.querySelectorAll('section[id]')).map(s => s.id)")
-    assert set(UNLABELED_IDS if name == "unlabeled" else LABELED_IDS) <= set(ids)
+    assert set(UNLABELED_SECTIONS if name == "unlabeled" else LABELED_SECTIONS) <= set(ids)
     n_images = page.evaluate("document.images.length")
     broken = page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length")
     assert n_images > 10 and broken == 0

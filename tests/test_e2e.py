@@ -11,22 +11,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_DATA
+from conftest import LABELED_SECTIONS, SAMPLE_DATA
 
 pytestmark = pytest.mark.e2e
-
-SECTION_IDS = [
-    "summary",
-    "choose-k",
-    "clusters",
-    "map",
-    "count-matrix",
-    "histograms",
-    "oddballs",
-    "within-class",
-    "skipped",
-    "run-details",
-]
 
 
 def _cli() -> list[str]:
@@ -94,7 +81,7 @@ def test_report_html_is_self_contained_with_every_section(sample_run) -> None:  
     html = (out / "report.html").read_text(encoding="utf-8")
     parser = _Collect()
     parser.feed(html)
-    assert set(SECTION_IDS) <= parser.ids
+    assert set(LABELED_SECTIONS) <= parser.ids
     assert len(parser.img_srcs) > 100
     assert all(src.startswith("data:image/") for src in parser.img_srcs)
     assert str(SAMPLE_DATA) not in html  # no absolute path in a report people share

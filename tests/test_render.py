@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import LABELED_SECTIONS, UNLABELED_SECTIONS
 from helpers import fake_embeddings
 from sklearn.datasets import make_blobs
 
@@ -25,20 +26,6 @@ from reportgen.reduce import reduce
 
 HOSTILE_CLASS = "<script>alert(2)</script>"
 HOSTILE_FILE = "<img src=x onerror=alert(1)>.jpg"
-LABELED_IDS = [
-    "summary",
-    "choose-k",
-    "clusters",
-    "map",
-    "count-matrix",
-    "histograms",
-    "oddballs",
-    "shared",
-    "within-class",
-    "skipped",
-    "run-details",
-]
-UNLABELED_IDS = ["summary", "choose-k", "clusters", "map", "outliers", "skipped", "run-details"]
 
 
 class _Collect(HTMLParser):
@@ -104,7 +91,7 @@ def test_report_has_every_section_and_fetches_nothing(tmp_path: Path) -> None:
     html = out.report.read_text(encoding="utf-8")
     parser = _Collect()
     parser.feed(html)
-    for section in LABELED_IDS:
+    for section in LABELED_SECTIONS:
         assert section in parser.ids
     srcs = [attrs["src"] for tag, attrs in parser.tags if tag == "img"]
     assert srcs and all(src.startswith("data:image/") for src in srcs)
@@ -131,7 +118,7 @@ def test_unlabeled_report_leaves_out_label_sections(tmp_path: Path) -> None:
     out, _ = _write(tmp_path, labeled=False)
     parser = _Collect()
     parser.feed(out.report.read_text(encoding="utf-8"))
-    assert set(UNLABELED_IDS) <= set(parser.ids)
+    assert set(UNLABELED_SECTIONS) <= set(parser.ids)
     assert not {"count-matrix", "histograms", "oddballs", "shared", "within-class"} & set(parser.ids)
     assert json.loads(out.summary.read_text())["metrics"] is None
     rows = list(csv.DictReader(out.assignments.open()))
