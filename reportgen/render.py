@@ -451,7 +451,7 @@ def findings(summary: dict, analysis: Analysis) -> list[str]:
         spread = sorted((s for s in analysis.spreads if s.majority_share < 0.75), key=lambda s: s.majority_share)
         if pure:
             out.append(
-                "Almost pure: "
+                "Each almost entirely in one cluster (90% or more): "
                 + ", ".join(f"{s.label} ({s.majority_share:.0%} in cluster {s.majority_cluster})" for s in pure)
                 + "."
             )
