@@ -5,6 +5,9 @@
 * ``art4apps-12``: the 12 categories of Art4Apps drawings (585 images, CC BY-SA) in Debian's ``pysiogame``
   package, fetched with ``apt-get download`` (nothing is committed).
 * ``art4apps-6``: 6 of those categories (animals, body, food, jobs, sport, transport).
+* ``tuxpaint-6``: photographs cut out on transparent backgrounds from Debian's ``tuxpaint-stamps-default``
+  (CC BY-SA / public domain): mammals, birds, fruit, flowers, road signs and vegetables (190 images; the
+  cartoon variants are left out). ``tuxpaint-4`` is mammals, birds, flowers and road signs.
 * ``sample-4``: sample_data as it is (4 classes).
 * ``sample-merged-3``: sample_data with ``monuments`` and ``renewable`` merged into one folder (3 classes).
 * ``shapes-6`` and ``shapes-3``: synthetic images with known structure: each class is one shape in one colour
@@ -25,6 +28,16 @@ from PIL import Image, ImageDraw
 REPO = Path(__file__).resolve().parent.parent
 ART4APPS = "usr/share/games/pysiogame/res/images/art4apps"
 ART4APPS_6 = ("animals", "body", "food", "jobs", "sport", "transport")
+TUXPAINT = "usr/share/tuxpaint/stamps"
+TUXPAINT_6 = {
+    "mammals": "animals/mammals",
+    "birds": "animals/birds",
+    "fruit": "food/fruit",
+    "flowers": "plants/flowers",
+    "roadsigns": "town/roadsigns",
+    "vegetables": "food/vegetables",
+}
+TUXPAINT_4 = ("mammals", "birds", "flowers", "roadsigns")
 SHAPES = {
     "red-circles": ((210, 40, 40), "ellipse"),
     "green-stripes": ((40, 160, 60), "stripes"),
@@ -79,6 +92,21 @@ def art4apps(out: Path, keep: tuple[str, ...] | None = None) -> None:
                 shutil.copytree(folder, out / folder.name)
 
 
+def tuxpaint(outs: dict[Path, tuple[str, ...]]) -> None:
+    """One download of the stamps package; each output folder gets the named classes of TUXPAINT_6."""
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["apt-get", "download", "tuxpaint-stamps-default"], cwd=tmp, check=True, capture_output=True)
+        deb = next(Path(tmp).glob("tuxpaint-stamps-default_*.deb"))
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True)
+        src = Path(tmp) / "x" / TUXPAINT
+        for out, classes in outs.items():
+            for cls in classes:
+                (out / cls).mkdir(parents=True, exist_ok=True)
+                for png in sorted((src / TUXPAINT_6[cls]).rglob("*.png")):
+                    if "cartoon" not in png.relative_to(src).parts:
+                        shutil.copy2(png, out / cls / png.name)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out", type=Path)
@@ -87,6 +115,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     art4apps(out / "art4apps-12")
     art4apps(out / "art4apps-6", ART4APPS_6)
+    tuxpaint({out / "tuxpaint-6": tuple(TUXPAINT_6), out / "tuxpaint-4": TUXPAINT_4})
     shutil.copytree(REPO / "sample_data", out / "sample-4", ignore=shutil.ignore_patterns("*.csv"))
     merged = out / "sample-merged-3"
     for cls in ("fishes", "tools"):

@@ -52,7 +52,7 @@ from .cluster import Clustering, renumber_by_size
 from .config import Config
 from .embed import Embeddings
 from .errors import InvalidOptionError
-from .reduce import Reduced
+from .reduce import Reduced, directions
 from .sampling import LARGE_N, seeded_sample
 
 log = logging.getLogger(__name__)
@@ -286,7 +286,10 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
 
 
 def _silhouettes(x: np.ndarray, labels: np.ndarray, k: int, seed: int) -> np.ndarray | None:
-    """Per-image silhouettes, on a seeded sample of ``SILHOUETTE_SAMPLE`` images when there are more."""
+    """Per-image silhouettes, on a seeded sample of ``SILHOUETTE_SAMPLE`` images when there are more.
+
+    Measured on :func:`reduce.directions`, as the silhouette curve of the K choice is, so the two agree.
+    """
     n = len(x)
     if not 2 <= k <= n - 1:
         return None
@@ -294,7 +297,7 @@ def _silhouettes(x: np.ndarray, labels: np.ndarray, k: int, seed: int) -> np.nda
     if len(np.unique(labels[sample])) < 2:
         return None
     values = np.full(n, np.nan)
-    values[sample] = silhouette_samples(x[sample], labels[sample])
+    values[sample] = silhouette_samples(directions(x[sample]), labels[sample])
     return values
 
 

@@ -3,8 +3,11 @@
 The rule (also in the README; the study behind it is in docs/quality.md):
 
 1. ``--k`` given: use it.
-2. Sweep K over ``k_min..k_max`` (capped at N - 1) with seeded K-means in the clustering space (L2-normalised
-   embeddings, PCA). For each K record: inertia, mean silhouette, Calinski-Harabasz, Davies-Bouldin and
+2. Sweep K over ``k_min..k_max`` (capped at N - 1) with seeded K-means on the **directions** of the clustering
+   space (its rows scaled to unit length, :func:`reduce.directions`; the final clustering uses the space
+   itself). On the projection, images that lie mostly outside the kept components sit near the origin and
+   blur every criterion: there, the picks changed with the seed; on the directions they do not. For each K
+   record: inertia, mean silhouette, Calinski-Harabasz, Davies-Bouldin and
    **stability** (the mean ARI between the full clustering and K-means on ``STABILITY_DRAWS`` random 80%
    subsamples: a K that describes real groups is found again on most of the data).
 3. Each criterion picks its own K: the elbow of the inertia curve (kneed), the highest silhouette, the highest
@@ -38,7 +41,7 @@ from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, davies
 from .cache import load_memo, memo_key, save_memo
 from .config import Config
 from .errors import InvalidOptionError
-from .reduce import Reduced
+from .reduce import Reduced, directions
 from .sampling import LARGE_N, seeded_sample
 
 log = logging.getLogger(__name__)
@@ -105,7 +108,7 @@ def choose_k(reduced: Reduced, config: Config) -> KSelection:
     n = reduced.features.shape[0]
     if config.k is not None and config.k > n:
         raise InvalidOptionError(f"--k {config.k} is larger than the number of usable images ({n})")
-    x = reduced.features[seeded_sample(n, LARGE_N, config.seed)]
+    x = directions(reduced.features[seeded_sample(n, LARGE_N, config.seed)])
     n = len(x)
     n_distinct = len(np.unique(x.round(6), axis=0))
     k_hi = min(config.k_max, n - 1, n_distinct)

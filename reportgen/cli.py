@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pca-dims", type=int, default=50, metavar="N", help="PCA components (default 50, capped by the data)"
     )
+    p.add_argument(
+        "--no-power-norm",
+        dest="power_norm",
+        action="store_false",
+        help="skip the signed square root before L2-normalising (the classic lab's plain L2 + PCA)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the model runs (default auto)"
@@ -101,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             within_k=args.within_k,
             within_classes=_split_names(args.within_classes),
             pca_dims=args.pca_dims,
+            power_norm=args.power_norm,
             seed=args.seed,
             device=args.device,
             batch_size=args.batch_size,

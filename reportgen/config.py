@@ -32,6 +32,7 @@ class Config:
     within_k : number of sub-clusters inside each class.
     within_classes : classes to split (``None`` means every class).
     pca_dims : PCA components kept (capped by the data).
+    power_norm : take the signed square root of the embeddings before L2-normalising them (see reduce).
     seed : seed for PCA and every K-means.
     device : ``"auto"``, ``"cpu"`` or ``"cuda"``.
     batch_size : images per forward pass (``None``: 8 on the CPU, where larger batches overflow the caches and
@@ -55,6 +56,7 @@ class Config:
     within_k: int = 2
     within_classes: tuple[str, ...] | None = None
     pca_dims: int = 50
+    power_norm: bool = True
     seed: int = 0
     device: str = "auto"
     batch_size: int | None = None

@@ -1,4 +1,14 @@
-"""Stage 3: L2-normalise the embeddings and project them with PCA."""
+"""Stage 3: power-normalise and L2-normalise the embeddings, then project them with PCA.
+
+The signed square root (``sign(x) * sqrt(|x|)``, "power normalisation") comes first: the pooled activations of a
+CNN are bursty (a few channels fire very strongly on some images), and the square root stops those few from
+dominating the distances. On every labeled set in docs/quality.md it helps or does not hurt; on sample_data it
+lifts NMI at the chosen K from 0.745 to 0.840. ``--no-power-norm`` turns it off (the classic lab's plain L2 +
+PCA).
+
+:func:`directions` gives the rows of the projection scaled to unit length: the K criteria are measured there
+(choose_k), while K-means clusters the projection itself.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +34,7 @@ class Reduced:
     n_components: int
     explained_variance_ratio: np.ndarray  # per component
     requested_dims: int
+    power_norm: bool = True
 
     @property
     def explained_variance(self) -> float:
@@ -31,12 +42,13 @@ class Reduced:
 
 
 def reduce(features: np.ndarray, config: Config) -> Reduced:
-    """L2-normalise each row of ``features`` and keep ``config.pca_dims`` PCA components.
+    """Signed square root (unless ``config.power_norm`` is off), L2-normalise each row, keep ``config.pca_dims``
+    PCA components.
 
     Parameters
     ----------
     features : N x D embeddings (float32 or float16, possibly a memory-map).
-    config : ``pca_dims`` and ``seed`` are read.
+    config : ``pca_dims``, ``power_norm`` and ``seed`` are read.
 
     Returns
     -------
@@ -51,20 +63,35 @@ def reduce(features: np.ndarray, config: Config) -> Reduced:
     pca = PCA(n_components=n_components, svd_solver="randomized" if large else "auto", random_state=config.seed)
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # identical rows: zero total variance
-        pca.fit(_unit(features[fit_rows]))
+        pca.fit(_prepare(features[fit_rows], config.power_norm))
         if large:
             log.info("PCA fitted on a seeded sample of %d of %d images, applied in chunks", len(fit_rows), n)
         # chunks: features may be a float16 memory-map far larger than a float32 copy would fit
         projected = np.empty((n, n_components), dtype=np.float32)
         for start in range(0, n, CHUNK):
-            projected[start : start + CHUNK] = pca.transform(_unit(features[start : start + CHUNK]))
+            rows = _prepare(features[start : start + CHUNK], config.power_norm)
+            projected[start : start + CHUNK] = pca.transform(rows)
     return Reduced(
         features=projected,
         n_components=n_components,
         explained_variance_ratio=np.nan_to_num(pca.explained_variance_ratio_).astype(np.float64),
         requested_dims=config.pca_dims,
+        power_norm=config.power_norm,
     )
 
 
-def _unit(rows: np.ndarray) -> np.ndarray:
-    return normalize(np.asarray(rows, dtype=np.float32), norm="l2")
+def directions(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` scaled to unit length (zero rows stay zero): the space where K is judged.
+
+    In the projection, an image whose embedding lies mostly outside the kept components sits near the origin,
+    between every cluster; the silhouette, Calinski-Harabasz, Davies-Bouldin and stability then blur. On unit
+    length rows the criteria's picks no longer depend on the seed (docs/quality.md).
+    """
+    return normalize(np.asarray(x, dtype=np.float32), norm="l2")
+
+
+def _prepare(rows: np.ndarray, power_norm: bool) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.float32)
+    if power_norm:
+        rows = np.sign(rows) * np.sqrt(np.abs(rows))
+    return normalize(rows, norm="l2")

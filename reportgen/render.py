@@ -303,6 +303,7 @@ def summary_dict(
             "requested_dims": reduced.requested_dims,
             "n_components": reduced.n_components,
             "explained_variance": round(reduced.explained_variance, 6),
+            "power_norm": reduced.power_norm,
         },
         "chosen_k": clustering.k,
         "k_selection": {
@@ -470,9 +471,13 @@ def findings(summary: dict, analysis: Analysis) -> list[str]:
             out.append("No cluster is shared by several classes.")
         if analysis.oddballs:
             top = analysis.oddballs[0]
+            where = (
+                "1 oddball image sits outside its class's main cluster; it is"
+                if len(analysis.oddballs) == 1
+                else f"{len(analysis.oddballs)} oddball images sit outside their class's main cluster; the oddest is"
+            )
             out.append(
-                f"{len(analysis.oddballs)} oddball image{'s' if len(analysis.oddballs) != 1 else ''} sit outside "
-                f"their class's main cluster; the oddest is {summary['oddballs'][0]['path']}, a {top.label} image "
+                f"{where} {summary['oddballs'][0]['path']}, a {top.label} image "
                 f"that joined cluster {top.cluster} ({analysis.clusters[top.cluster].name})."
             )
         else:
@@ -749,6 +754,7 @@ def _parameters(config: Config) -> dict:
         "within_k": config.within_k,
         "within_classes": list(config.within_classes) if config.within_classes is not None else None,
         "pca_dims": config.pca_dims,
+        "power_norm": config.power_norm,
         "seed": config.seed,
         "device": config.device,
         "batch_size": config.batch_size,  # None: the per-device default

@@ -70,3 +70,10 @@ def test_python_dash_m_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr == f"Error: data folder '{tmp_path / 'missing'}' does not exist\n"
+
+
+def test_power_norm_is_on_unless_turned_off() -> None:
+    from reportgen.cli import _parser
+
+    assert _parser().parse_args(["data"]).power_norm is True
+    assert _parser().parse_args(["data", "--no-power-norm"]).power_norm is False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from helpers import fake_embeddings
@@ -15,7 +17,8 @@ from reportgen.config import Config
 from reportgen.errors import InvalidOptionError
 from reportgen.reduce import reduce
 
-CFG = Config("/unused", pca_dims=10)
+# make_blobs features take both signs: the tests build their geometry for plain L2 + PCA
+CFG = Config("/unused", pca_dims=10, power_norm=False)
 
 
 def _blobs(n: int = 120, centers: int = 4, dim: int = 32, std: float = 0.6):  # noqa: ANN202
@@ -31,6 +34,34 @@ def test_reduce_normalises_then_caps_components_by_the_data() -> None:
     assert 0.99 <= r.explained_variance <= 1.0 + 1e-6
     same = reduce(x, Config("/unused", pca_dims=50))  # scale-free because rows are L2-normalised first
     np.testing.assert_allclose(np.abs(r.features), np.abs(same.features), atol=1e-4)
+
+
+def test_power_norm_keeps_a_few_bursty_channels_from_deciding_the_clusters() -> None:
+    # Two groups that differ over half of 64 non-negative channels; half of the images (across both groups)
+    # also fire one channel very strongly. Plain L2 splits by that burst; the signed square root by the groups.
+    rng = np.random.default_rng(0)
+    group = np.repeat([0, 1], 30)
+    high = (np.arange(64) < 32)[None, :] == (group == 0)[:, None]
+    x = np.where(high, 1.0, 0.2) * rng.uniform(0.5, 1.5, (60, 64))
+    burst = rng.random(60) < 0.5
+    x[burst, 0] += 20.0
+    x = x.astype(np.float32)
+    rooted, plain = Config("/unused", pca_dims=10), Config("/unused", pca_dims=10, power_norm=False)
+    assert rooted.power_norm and reduce(x, rooted).power_norm and not reduce(x, plain).power_norm
+    assert adjusted_rand_score(group, cluster(reduce(x, rooted), 2, rooted).labels) == 1.0
+    assert adjusted_rand_score(burst, cluster(reduce(x, plain), 2, plain).labels) == 1.0
+    # the root is taken with its sign: negated features give the same space up to each component's sign
+    signed = reduce(-x, rooted).features
+    np.testing.assert_allclose(np.abs(signed), np.abs(reduce(x, rooted).features), atol=1e-4)
+
+
+def test_choose_k_judges_directions_so_row_lengths_do_not_matter() -> None:
+    r = reduce(_blobs()[0], CFG)
+    scaled = replace(r, features=r.features * np.random.default_rng(1).uniform(0.2, 3.0, (len(r.features), 1)))
+    a, b = choose_k(r, Config("/unused", k_max=8)), choose_k(scaled, Config("/unused", k_max=8))
+    assert a.chosen_k == b.chosen_k == 4
+    for name in a.curves:
+        np.testing.assert_allclose(a.curves[name], b.curves[name], rtol=1e-4, atol=1e-6)
 
 
 def test_choose_k_finds_four_blobs() -> None:
@@ -82,7 +113,7 @@ def test_cluster_numbers_clusters_by_size_and_measures_distances() -> None:
 
 def _analysis(x: np.ndarray, labels: list[str], k: int, **cfg):  # noqa: ANN003, ANN202
     emb = fake_embeddings(x, labels)
-    config = Config("/unused", pca_dims=10, **cfg)
+    config = Config("/unused", pca_dims=10, **({"power_norm": False} | cfg))
     r = reduce(emb.features, config)
     c = cluster(r, k, config)
     return emb, c, analyze(emb, r, c, config)
