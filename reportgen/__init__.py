@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
 from .config import Config  # noqa: E402
 from .errors import ReportgenError  # noqa: E402
-from .pipeline import Result, build_report  # noqa: E402
+
+if TYPE_CHECKING:
+    from .pipeline import Result, build_report
 
 __all__ = ["Config", "ReportgenError", "Result", "build_report", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    # The pipeline (and with it scikit-learn, pandas and scipy) loads on first use, so that the CLI can keep
+    # current outputs without paying for those imports.
+    if name in ("Result", "build_report"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'reportgen' has no attribute {name!r}")

@@ -1,4 +1,8 @@
-"""The command line: flags -> Config -> build_report; the project's errors become one line and exit 2."""
+"""The command line: flags -> Config -> build_report; the project's errors become one line and exit 2.
+
+A rerun whose outputs are already current (:mod:`reportgen.freshness`) keeps them without importing the
+pipeline's scientific libraries; ``--force`` rebuilds.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from . import __version__
 from .backbones import BACKBONES
 from .config import DEFAULT_OUT_DIR, Config
 from .errors import ReportgenError
-from .pipeline import build_report
+from .freshness import current_outputs
 
 EXIT_USAGE = 2
 
@@ -84,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     verbosity = p.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="log details")
     verbosity.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bar")
+    p.add_argument("--force", action="store_true", help="rebuild even when the outputs are current")
     p.add_argument("--version", action="version", version=f"reportgen {__version__}")
     return p
 
@@ -119,12 +124,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_report_mb=args.max_report_mb,
             progress=not args.quiet and sys.stderr.isatty(),
         )
-        result = build_report(config)
+        kept = None if args.force else current_outputs(config)
+        if kept is not None:
+            logging.getLogger(__name__).info("nothing changed since %s was written: kept it (--force rebuilds)", kept)
+            report = kept
+        else:
+            from .pipeline import build_report  # the scientific libraries load only when something is built
+
+            report = build_report(config).outputs.report
     except ReportgenError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return EXIT_USAGE
     if not args.quiet:
-        sys.stderr.write(f"Report: {result.outputs.report}\n")
+        sys.stderr.write(f"Report: {report}\n")
     return 0
 
 

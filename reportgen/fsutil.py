@@ -1,4 +1,4 @@
-"""Writing files so that a reader never sees a partial one."""
+"""The package's own files, and writing files so that a reader never sees a partial one."""
 
 from __future__ import annotations
 
@@ -19,3 +19,9 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def template_dir() -> Path:
+    """The templates folder: inside the installed package, else the source checkout's top-level one."""
+    packaged = Path(__file__).parent / "templates"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "templates"

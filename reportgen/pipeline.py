@@ -15,6 +15,7 @@ from .cluster import Clustering, cluster
 from .config import Config
 from .discover import ImageSet, discover
 from .embed import Embeddings, embed
+from .freshness import fingerprint
 from .maps import Map2D, project_2d
 from .reduce import Reduced, reduce
 from .render import Outputs, write_outputs
@@ -52,6 +53,7 @@ def build_report(config: Config | str | os.PathLike[str], **options: object) -> 
     """
     config = Config.coerce(config, **options)
     timings: dict[str, float] = {}
+    inputs = fingerprint(config)  # what the outputs depend on: a rerun with the same one can keep them
 
     with _timed("discover", timings):
         images = discover(config)
@@ -68,7 +70,7 @@ def build_report(config: Config | str | os.PathLike[str], **options: object) -> 
     with _timed("map", timings):
         layout = project_2d(reduced, config)
     with _timed("render", timings):
-        outputs = write_outputs(config, embeddings, reduced, k_selection, clustering, analysis, layout, timings)
+        outputs = write_outputs(config, embeddings, reduced, k_selection, clustering, analysis, layout, timings, inputs)
 
     return Result(
         config, embeddings.images, embeddings, reduced, k_selection, clustering, analysis, layout, outputs, timings

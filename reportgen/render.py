@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import logging
-import platform
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -35,14 +34,14 @@ from .choose_k import LABELS, KSelection, disagreement
 from .cluster import Clustering
 from .config import Config
 from .embed import Embeddings
-from .fsutil import atomic_write
+from .freshness import output_digests, versions
+from .fsutil import atomic_write, template_dir
 from .maps import Map2D
 from .reduce import Reduced
 from .sampling import seeded_sample
 
 log = logging.getLogger(__name__)
 
-VERSIONED_PACKAGES = ("reportgen", "torch", "torchvision", "numpy", "scikit-learn", "kneed", "pandas", "Pillow")
 TILE_SIZES = (128, 96, 72, 56, 40)
 HOVER_SIZES = (96, 64, 48, 32)
 THUMB_QUALITY = 72
@@ -74,12 +73,6 @@ class Budget:
     trimmed: tuple[str, ...]
 
 
-def template_dir() -> Path:
-    """The templates folder: inside the installed package, else the source checkout's top-level one."""
-    packaged = Path(__file__).parent / "templates"
-    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "templates"
-
-
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """The one jinja2 environment: autoescaped, trimmed, with the report's filters."""
@@ -109,8 +102,12 @@ def write_outputs(
     analysis: Analysis,
     layout: Map2D,
     timings: dict[str, float],
+    fingerprint: str,
 ) -> Outputs:
     """Write the three output files into ``config.out_dir``; each replaces its old copy only when complete.
+
+    summary.json records ``fingerprint`` (what the outputs depend on) and the SHA-256 of the other two files,
+    so that a rerun over unchanged inputs can keep them (:mod:`reportgen.freshness`).
 
     Returns
     -------
@@ -139,10 +136,13 @@ def write_outputs(
         )
 
     outputs = Outputs(out / "report.html", out / "assignments.csv", out / "summary.json")
-    table = assignments_table(embeddings, clustering, analysis)
-    atomic_write(outputs.assignments, table.to_csv(index=False).encode("utf-8"))
+    csv = assignments_table(embeddings, clustering, analysis).to_csv(index=False).encode("utf-8")
+    page = html.encode("utf-8")
+    summary["fingerprint"] = fingerprint
+    summary["output_sha256"] = output_digests({outputs.report.name: page, outputs.assignments.name: csv})
+    atomic_write(outputs.assignments, csv)
+    atomic_write(outputs.report, page)
     atomic_write(outputs.summary, (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-    atomic_write(outputs.report, html.encode("utf-8"))
     log.info(
         "wrote %s (%.1f MB), %s and %s", outputs.report, len(html) / 1e6, outputs.assignments.name, outputs.summary.name
     )
@@ -762,14 +762,3 @@ def _parameters(config: Config) -> dict:
         "offline": config.offline,
         "max_report_mb": config.max_report_mb,
     }
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and the libraries that shape the result."""
-    out = {"python": platform.python_version()}
-    for name in VERSIONED_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out

@@ -58,7 +58,7 @@ def _write(
     analysis = analyze(emb, reduced, clus, config)
     timings = {"embed": 1.0}
     layout = project_2d(reduced, config)
-    return render.write_outputs(config, emb, reduced, sel, clus, analysis, layout, timings), config
+    return render.write_outputs(config, emb, reduced, sel, clus, analysis, layout, timings, "test-inputs"), config
 
 
 def test_outputs_hold_the_same_results(tmp_path: Path) -> None:

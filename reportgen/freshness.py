@@ -1,0 +1,135 @@
+"""Reruns over an unchanged folder: keep the outputs when they were built from exactly these inputs.
+
+A scheduled rerun over a folder that has not changed should not rebuild anything. Every run records in
+summary.json a **fingerprint** of what its outputs depend on, and the SHA-256 of report.html and
+assignments.csv. A later run with the same fingerprint, whose out folder still holds those exact files, keeps
+them (``--force`` rebuilds anyway). The fingerprint covers:
+
+* every file under the data folder (path, size and modification time, as ``make`` and ``rsync`` judge change;
+  hidden files are ignored, as discovery ignores them);
+* every option that changes the result (not ``--workers``, ``--batch-size``, the cache folder or progress
+  bars: the tests show the outputs do not depend on them);
+* the backbone and weights the run would use (``auto`` is resolved the way the embed stage resolves it);
+* reportgen's own code and templates, and the versions of the libraries that shape the result.
+
+This module imports no scientific library, so a rerun that keeps its outputs costs a folder walk and a few
+hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+
+from .backbones import resolve
+from .config import Config
+from .fsutil import template_dir
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+VERSIONED_PACKAGES = ("reportgen", "torch", "torchvision", "numpy", "scikit-learn", "kneed", "pandas", "Pillow")
+# Options that do not change the outputs (tests/test_reliability.py checks workers and batch size).
+NOT_FINGERPRINTED = frozenset({"out_dir", "workers", "batch_size", "cache_dir", "use_cache", "progress"})
+HASHED_OUTPUTS = ("report.html", "assignments.csv")
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries that shape the result."""
+    out = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def fingerprint(config: Config) -> str:
+    """A hex digest of everything the outputs of ``config`` depend on (see the module docstring)."""
+    options = {k: str(v) for k, v in asdict(config).items() if k not in NOT_FINGERPRINTED}
+    resolution = resolve(config.backbone, config.weights, config.offline)
+    parts = {
+        "format": FORMAT,
+        "options": options,
+        "data_dir": str(config.data_dir.resolve()),
+        "backbone": [resolution.spec.name, resolution.weights_id],
+        "code": _code_digest(),
+        "versions": versions(),
+        "files": _file_states(config.data_dir),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def output_digests(files: dict[str, bytes]) -> dict[str, str]:
+    """SHA-256 of each output's bytes, by file name, as summary.json records them."""
+    return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+
+
+def current_outputs(config: Config) -> Path | None:
+    """The out folder's report when it was built from exactly the inputs of ``config``, else ``None``.
+
+    ``None`` also when the cache is off (``--no-cache`` asks for a full rebuild), when summary.json is missing
+    or unreadable, or when report.html or assignments.csv is missing or differs from what that run wrote.
+    """
+    if not config.use_cache:
+        return None
+    out = config.out_dir
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        recorded = summary["fingerprint"]
+        digests = summary["output_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if recorded != fingerprint(config):
+        log.debug("inputs changed since the report in %s was written", out)
+        return None
+    for name in HASHED_OUTPUTS:
+        try:
+            data = (out / name).read_bytes()
+        except OSError:
+            return None
+        if hashlib.sha256(data).hexdigest() != digests.get(name):
+            log.info("%s differs from what the last run wrote: building again", out / name)
+            return None
+    return out / "report.html"
+
+
+def _code_digest() -> str:
+    h = hashlib.sha256()
+    package = Path(__file__).parent
+    for folder, pattern in ((package, "*.py"), (template_dir(), "**/*")):
+        for path in sorted(folder.glob(pattern)):
+            if path.is_file():
+                h.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _file_states(root: Path) -> list[tuple[str, int, int]]:
+    """(relative path, size, mtime in ns) of every non-hidden file under ``root``, following links once."""
+    states: list[tuple[str, int, int]] = []
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = os.path.join(folder, name)
+            try:
+                st = os.stat(path)
+            except OSError:  # a broken link or an unreadable entry: its presence still counts
+                states.append((os.path.relpath(path, root), -1, -1))
+                continue
+            states.append((os.path.relpath(path, root), st.st_size, st.st_mtime_ns))
+    return states
