@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
         "--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the model runs (default auto)"
     )
     p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="forward-pass arithmetic (default auto: bf16 on a GPU or a CPU with bf16 instructions, else fp32)",
+    )
+    p.add_argument(
         "--batch-size",
         type=int,
         default=32,
@@ -115,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             power_norm=args.power_norm,
             seed=args.seed,
             device=args.device,
+            precision=args.precision,
             batch_size=args.batch_size,
             workers=args.workers,
             cache_dir=args.cache_dir,

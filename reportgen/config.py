@@ -35,6 +35,8 @@ class Config:
     power_norm : take the signed square root of the embeddings before L2-normalising them (see reduce).
     seed : seed for PCA and every K-means.
     device : ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    precision : ``"auto"`` (bfloat16 on a GPU and on CPUs with native bfloat16 instructions, else float32),
+        ``"fp32"`` or ``"bf16"``: the arithmetic of the backbone's forward pass.
     batch_size : images per forward pass (``None``: 8 on the CPU, where larger batches overflow the caches and
         run slower, 256 on a GPU).
     workers : decoding processes (``None`` picks from the CPU count; 0 decodes in the main process).
@@ -59,6 +61,7 @@ class Config:
     power_norm: bool = True
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"
     batch_size: int | None = None
     workers: int | None = None
     cache_dir: Path | None = None
@@ -99,6 +102,8 @@ class Config:
             raise InvalidOptionError(f"--workers must be 0 or more, got {self.workers}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InvalidOptionError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise InvalidOptionError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
 
     @property
     def resolved_cache_dir(self) -> Path:

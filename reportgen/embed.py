@@ -56,7 +56,11 @@ def embed(images: ImageSet, config: Config) -> Embeddings:
     if resolution.note:
         log.warning(resolution.note)
     spec = resolution.spec
+    # An explicit --precision gets entries computed with it; "auto" shares entries across machines and devices
+    # (bf16 and fp32 features agree to a median cosine of 0.9995 on sample_data).
     setup_key = f"{spec.name}|{resolution.weights_id}|{spec.preprocessing.key}"
+    if config.precision != "auto":
+        setup_key += f"|{config.precision}"
     cache = EmbeddingCache(config.resolved_cache_dir, setup_key, spec.dim) if config.use_cache else None
 
     hashes, skipped = _hash_files(images)
@@ -85,10 +89,19 @@ def embed(images: ImageSet, config: Config) -> Embeddings:
             cache.save_categories(categories)
     if todo:
         device = inference.pick_device(config.device)
-        log.info("embedding %d images with %s on %s (%d from the cache)", len(todo), spec.name, device, n_cached)
+        precision = inference.pick_precision(config.precision, device)
+        log.info(
+            "embedding %d images with %s on %s in %s (%d from the cache)",
+            len(todo),
+            spec.name,
+            device,
+            precision,
+            n_cached,
+        )
         model = backbones.load(resolution, config.weights, config.offline)
         store = cache.put if cache is not None else None
-        computed, failed = inference.run_model(model, images.root, todo, config, device, on_entry=store)
+        computed, failed = inference.run_model(model, images.root, todo, config, device, store, precision)
+        device = f"{device} ({precision})"
         n_computed = len(computed)
         entries.update(computed)
     else:
