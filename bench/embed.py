@@ -1,6 +1,13 @@
 """Embedding throughput: the pipeline's embed stage against a notebook-style loop, same images, same model.
 
     python bench/embed.py [DATA_DIR] [--backbone efficientnet-lite0] [--device cpu] [--repeat 2]
+    python bench/embed.py --jpegs 20000 --backbone resnet50 --random-weights --device cuda --times 1
+
+``--jpegs N`` embeds N generated 500 x 375 JPEG photos instead of a folder (the size of the issue's GPU goal);
+``--random-weights`` gives a torchvision backbone randomly initialised weights (saved to a file and loaded
+through ``--weights``' path), so that a machine without the network can measure its speed: weights do not
+change the arithmetic. On ``--device cuda`` the pipeline is measured with the Pillow decoder in workers and
+with batched GPU JPEG decoding (``--jpeg-decoder torchvision``).
 
 Baseline (what a course notebook does): for each image, open it, convert to RGB, apply the torchvision
 transform, run ``model(x[None])`` under ``torch.no_grad()``. Pipeline: ``reportgen.inference.run_model``
@@ -13,10 +20,13 @@ img/s for each and the ratio to the baseline measured in the same run.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torchvision import transforms
@@ -26,6 +36,7 @@ from reportgen.config import Config
 from reportgen.discover import discover
 
 REPO = Path(__file__).resolve().parent.parent
+BASELINE_MAX = 2000
 
 
 def _baseline(model: backbones.LoadedBackbone, root: Path, paths: tuple[str, ...], device: str) -> float:
@@ -58,6 +69,31 @@ def _pipeline(
     return len(paths) / elapsed
 
 
+def _make_jpegs(folder: Path, n: int, size: tuple[int, int] = (500, 375)) -> Path:
+    """``n`` photo-like JPEGs (gradients, blobs and sensor noise, quality 90, ~60 KB) in one class folder."""
+    rng = np.random.default_rng(0)
+    out = folder / "generated"
+    out.mkdir(parents=True)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    for i in range(n):
+        base = rng.uniform(40, 200, 3) + (xx[..., None] / w) * rng.uniform(-60, 60, 3)
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(30, 150)
+        blob = ((xx - cx) ** 2 + (yy - cy) ** 2 < r * r)[..., None] * rng.uniform(-80, 80, 3)
+        pixels = np.clip(base + blob + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(out / f"{i:06d}.jpg", quality=90)
+    return folder
+
+
+def _random_weights(backbone: str, folder: Path) -> Path:
+    import torchvision.models
+
+    spec = backbones.get_spec(backbone)
+    path = folder / f"{backbone}-random.pt"
+    torch.save(torchvision.models.get_model(spec.torchvision_name, weights=None).state_dict(), path)
+    return path
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("data_dir", nargs="?", type=Path, default=REPO / "sample_data")
@@ -65,32 +101,46 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--times", type=int, default=4, help="embed the folder's images this many times over")
+    p.add_argument("--jpegs", type=int, default=0, metavar="N", help="embed N generated 500x375 JPEGs instead")
+    p.add_argument("--random-weights", action="store_true", help="random weights for a torchvision backbone")
     args = p.parse_args()
-    config = Config(args.data_dir, backbone=args.backbone, progress=False, use_cache=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        _measure(args, Path(tmp))
+
+
+def _measure(args: argparse.Namespace, tmp: Path) -> None:
+    data = _make_jpegs(tmp / "jpegs", args.jpegs) if args.jpegs else args.data_dir
+    weights = _random_weights(args.backbone, tmp) if args.random_weights else None
+    config = Config(data, backbone=args.backbone, progress=False, use_cache=False)
     images = discover(config)
     paths = images.paths * args.times
-    resolution = backbones.resolve(args.backbone, None, offline=True)
-    model = backbones.load(resolution, None, offline=True)
+    resolution = backbones.resolve(args.backbone, weights, offline=True)
+    model = backbones.load(resolution, weights, offline=True)
     print(
         f"{len(paths)} images ({len(images)} x {args.times}), {args.backbone} on {args.device}, "
-        f"torch threads {torch.get_num_threads()}"
+        f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs"
     )
 
-    base = [_baseline(model, images.root, paths, args.device) for _ in range(args.repeat)]
+    # one image at a time is slow: its rate is measured on the first BASELINE_MAX images
+    base = [_baseline(model, images.root, paths[:BASELINE_MAX], args.device) for _ in range(args.repeat)]
     b = statistics.median(base)
     print(f"baseline (one image at a time)      {b:7.1f} img/s")
     best = 0.0
     native_bf16 = args.device == "cuda" or inference.cpu_has_bf16()
     precisions = ("fp32", "bf16") if native_bf16 else ("fp32",)
-    settings = ((0, 8), (1, 8), (2, 4), (2, 8), (2, 16)) if args.device == "cpu" else ((4, 64), (8, 256))
+    if args.device == "cpu":
+        settings = [("pillow", w, b) for w, b in ((0, 8), (1, 8), (2, 4), (2, 8), (2, 16))]
+    else:
+        cpus = os.cpu_count() or 1
+        settings = [("pillow", cpus, 256), ("torchvision", 4, 256), ("torchvision", 8, 512)]
     for precision in precisions:
-        for workers, batch in settings:
-            cfg = Config(args.data_dir, progress=False, use_cache=False, workers=workers, batch_size=batch)
+        for decoder, workers, batch in settings:
+            cfg = Config(data, progress=False, use_cache=False, workers=workers, batch_size=batch, jpeg_decoder=decoder)
             runs = [_pipeline(model, images.root, paths, cfg, args.device, precision) for _ in range(args.repeat)]
             rate = statistics.median(runs)
             best = max(best, rate)
-            label = f"pipeline {precision} workers={workers} batch={batch:3d}"
-            print(f"{label:38s} {rate:7.1f} img/s   {rate / b:4.2f}x baseline")
+            label = f"pipeline {precision} {decoder} workers={workers} batch={batch:3d}"
+            print(f"{label:50s} {rate:8.1f} img/s   {rate / b:5.2f}x baseline")
     print(f"best pipeline / baseline = {best / b:.2f}x (auto precision here: {precisions[-1]})")
 
 

@@ -73,13 +73,24 @@ def _parser() -> argparse.ArgumentParser:
         help="forward-pass arithmetic (default auto: bf16 on a GPU or a CPU with bf16 instructions, else fp32)",
     )
     p.add_argument(
+        "--jpeg-decoder",
+        default="auto",
+        choices=["auto", "pillow", "torchvision"],
+        help="who decodes JPEGs (default auto: torchvision on the GPU when the model runs there, else Pillow)",
+    )
+    p.add_argument(
         "--batch-size",
         type=int,
         default=32,
         metavar="N",
         help="images per forward pass (default: 8 on CPU, 256 on GPU)",
     )
-    p.add_argument("--workers", type=int, metavar="N", help="decoding processes (default: up to 4; 0 = in-process)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="decoding processes (default: 0 on 2 cores or fewer, else up to 4; 0 = in-process)",
+    )
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help="embedding cache (default: ~/.cache/reportgen)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the embedding cache")
     p.add_argument("--title", help="report title (default: from the folder name)")
@@ -122,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             device=args.device,
             precision=args.precision,
+            jpeg_decoder=args.jpeg_decoder,
             batch_size=args.batch_size,
             workers=args.workers,
             cache_dir=args.cache_dir,

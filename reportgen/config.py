@@ -37,9 +37,12 @@ class Config:
     device : ``"auto"``, ``"cpu"`` or ``"cuda"``.
     precision : ``"auto"`` (bfloat16 on a GPU and on CPUs with native bfloat16 instructions, else float32),
         ``"fp32"`` or ``"bf16"``: the arithmetic of the backbone's forward pass.
+    jpeg_decoder : ``"auto"`` (torchvision's decoder on the GPU when the model runs there, else Pillow),
+        ``"pillow"`` or ``"torchvision"`` (on the model's device; other formats always go through Pillow).
     batch_size : images per forward pass (``None``: 8 on the CPU, where larger batches overflow the caches and
         run slower, 256 on a GPU).
-    workers : decoding processes (``None`` picks from the CPU count; 0 decodes in the main process).
+    workers : decoding processes (``None``: 0 on two cores or fewer, else up to 4); 0 decodes in the main
+        process.
     cache_dir : embedding cache folder (``None`` means the per-user default).
     use_cache : read and write the embedding cache.
     title : report title (default: the data folder's name).
@@ -62,6 +65,7 @@ class Config:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
+    jpeg_decoder: str = "auto"
     batch_size: int | None = None
     workers: int | None = None
     cache_dir: Path | None = None
@@ -102,6 +106,8 @@ class Config:
             raise InvalidOptionError(f"--workers must be 0 or more, got {self.workers}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InvalidOptionError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if self.jpeg_decoder not in ("auto", "pillow", "torchvision"):
+            raise InvalidOptionError(f"--jpeg-decoder must be auto, pillow or torchvision, got {self.jpeg_decoder!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise InvalidOptionError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
 
@@ -117,9 +123,12 @@ class Config:
 
     @property
     def resolved_workers(self) -> int:
+        """``workers``, or none on a machine of two cores or fewer (there decoding workers take cores from the
+        model and every measured setup ran faster without them, docs/benchmarks.md), else up to 4."""
         if self.workers is not None:
             return self.workers
-        return min(4, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+        return 0 if cpus <= 2 else min(4, cpus)
 
     @classmethod
     def coerce(cls, config: Config | str | os.PathLike[str], **overrides: object) -> Config:

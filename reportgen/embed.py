@@ -61,6 +61,8 @@ def embed(images: ImageSet, config: Config) -> Embeddings:
     setup_key = f"{spec.name}|{resolution.weights_id}|{spec.preprocessing.key}"
     if config.precision != "auto":
         setup_key += f"|{config.precision}"
+    if config.jpeg_decoder != "auto":  # the decoders' resizes round differently: explicit ones keep apart
+        setup_key += f"|{config.jpeg_decoder}"
     cache = EmbeddingCache(config.resolved_cache_dir, setup_key, spec.dim) if config.use_cache else None
 
     hashes, skipped = _hash_files(images)

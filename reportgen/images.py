@@ -66,6 +66,31 @@ def load_rgb(path: Path, draft_size: int | None = None) -> Image.Image:
         raise DecodeError(f"cannot decode: {type(exc).__name__}: {exc}") from exc
 
 
+def tensor_decodable_jpeg(data: bytes) -> bool:
+    """Whether ``data`` is a JPEG that a tensor decoder (torchvision, nvJPEG) can take as it is: RGB (YCbCr) or
+    grayscale, within :data:`MAX_PIXELS`, with pixels, and ending with the end-of-image marker. Anything else
+    (CMYK JPEGs, other formats, broken headers, bombs, truncated files, which libjpeg would decode in part
+    where Pillow refuses them) goes through :func:`load_rgb`, which decodes it or says why it cannot be used.
+    Only the header is parsed.
+    """
+    if not data.startswith(b"\xff\xd8\xff") or not data.rstrip(b"\0\r\n ").endswith(b"\xff\xd9"):
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as im:
+                w, h = im.size
+                return im.format == "JPEG" and im.mode in ("RGB", "L") and 0 < w * h <= MAX_PIXELS
+    except Exception:  # noqa: BLE001 - a header Pillow cannot read: load_rgb will report it
+        return False
+
+
+def thumbnail_size(width: int, height: int, size: int = THUMBNAIL_SIZE) -> tuple[int, int]:
+    """(width, height) of the thumbnail of a ``width`` x ``height`` image: the longer side at most ``size``."""
+    scale = min(1.0, size / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def _to_rgb(im: Image.Image) -> Image.Image:
     """Convert any Pillow mode to RGB, compositing transparency on white."""
     if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):

@@ -6,8 +6,10 @@ Imported only when some image needs embedding, so a fully cached rerun never imp
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -20,7 +22,7 @@ from .backbones import LoadedBackbone, Preprocessing
 from .cache import CacheEntry
 from .config import Config
 from .errors import DecodeError, InvalidOptionError
-from .images import load_rgb, thumbnail_jpeg
+from .images import THUMBNAIL_QUALITY, load_rgb, tensor_decodable_jpeg, thumbnail_jpeg, thumbnail_size
 
 log = logging.getLogger(__name__)
 
@@ -59,52 +61,156 @@ def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-class _DecodeDataset(Dataset):
-    """Decodes, preprocesses and thumbnails one image per item; a failure becomes a reason, not an error."""
+def pick_jpeg_decoder(requested: str, device: str) -> str:
+    """``pillow`` or ``torchvision`` for ``--jpeg-decoder``; ``auto`` decodes JPEGs on the GPU when the model
+    runs there (nvJPEG: the CPU decoder is the bottleneck of a GPU run), else with Pillow."""
+    if requested != "auto":
+        return requested
+    return "torchvision" if device == "cuda" else "pillow"
 
-    def __init__(self, root: Path, items: list[tuple[str, str]], prep: Preprocessing) -> None:
+
+class _Item(NamedTuple):
+    """One decoded image (``pixels`` preprocessed, ``thumbnail`` made), or a JPEG's raw bytes still to decode
+    on the model's device (``raw``), or a failure (``reason``)."""
+
+    key: str
+    rel: str
+    pixels: torch.Tensor | None = None
+    thumbnail: bytes = b""
+    raw: torch.Tensor | None = None
+    reason: str | None = None
+
+
+class _Batch(NamedTuple):
+    keys: list[str]
+    pixels: torch.Tensor | None  # N x 3 x crop x crop, decoded on the CPU
+    thumbnails: list[bytes]
+    raw: list[_Item]  # JPEGs for the tensor decoder
+    failed: list[tuple[str, str]]
+
+
+class _DecodeDataset(Dataset):
+    """Decodes, preprocesses and thumbnails one image per item; a failure becomes a reason, not an error.
+
+    With ``raw_jpegs``, a JPEG that the tensor decoder can take is passed on as its file's bytes instead.
+    """
+
+    def __init__(self, root: Path, items: list[tuple[str, str]], prep: Preprocessing, raw_jpegs: bool) -> None:
         self.root = root
         self.items = items
         self.prep = prep
+        self.raw_jpegs = raw_jpegs
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[str, torch.Tensor | None, bytes, str | None]:
+    def __getitem__(self, i: int) -> _Item:
         key, rel = self.items[i]
-        try:
-            im = load_rgb(self.root / rel, draft_size=self.prep.resize)
-            return key, preprocess(im, self.prep), thumbnail_jpeg(im), None
-        except DecodeError as exc:
-            return key, None, b"", str(exc)
+        if self.raw_jpegs:
+            try:
+                data = (self.root / rel).read_bytes()
+            except OSError:
+                data = b""  # load_rgb below says why
+            if tensor_decodable_jpeg(data):
+                return _Item(key, rel, raw=torch.frombuffer(bytearray(data), dtype=torch.uint8))
+        return _decode_with_pillow(self.root, key, rel, self.prep)
+
+
+def _decode_with_pillow(root: Path, key: str, rel: str, prep: Preprocessing) -> _Item:
+    try:
+        im = load_rgb(root / rel, draft_size=prep.resize)
+        return _Item(key, rel, pixels=preprocess(im, prep), thumbnail=thumbnail_jpeg(im))
+    except DecodeError as exc:
+        return _Item(key, rel, reason=str(exc))
 
 
 MAX_ASPECT = 4.0
 
 
-def preprocess(im: Image.Image, prep: Preprocessing) -> torch.Tensor:
-    """The backbone's input tensor (3 x crop x crop) for one RGB PIL image.
+def preprocess(im: Image.Image | torch.Tensor, prep: Preprocessing) -> torch.Tensor:
+    """The backbone's input tensor (3 x crop x crop) for one RGB PIL image or uint8 3 x H x W tensor.
 
     The center crop only ever keeps a square from the middle, so an extreme panorama (10000 x 10) is first
     cut to ``MAX_ASPECT`` times its short side: the same pixels reach the model without resizing the short side
-    to ``prep.resize`` and the long side to hundreds of thousands of pixels.
+    to ``prep.resize`` and the long side to hundreds of thousands of pixels. A tensor is processed on its own
+    device with the same operations.
     """
-    w, h = im.size
+    h, w = (im.shape[-2], im.shape[-1]) if isinstance(im, torch.Tensor) else (im.size[1], im.size[0])
     short = min(w, h)
     if max(w, h) > MAX_ASPECT * short:
         side = int(MAX_ASPECT * short)
         im = TF.center_crop(im, [min(h, side), min(w, side)])
     im = TF.resize(im, [prep.resize], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
     im = TF.center_crop(im, [prep.crop])
-    x = TF.to_dtype(TF.pil_to_tensor(im), torch.float32, scale=True)
+    x = im if isinstance(im, torch.Tensor) else TF.pil_to_tensor(im)
+    x = TF.to_dtype(x, torch.float32, scale=True)
     return TF.normalize(x, list(prep.mean), list(prep.std))
 
 
-def _collate(batch: list[tuple[str, torch.Tensor | None, bytes, str | None]]):  # noqa: ANN202
-    ok = [b for b in batch if b[1] is not None]
-    failed = [(b[0], b[3]) for b in batch if b[1] is None]
-    tensor = torch.stack([b[1] for b in ok]) if ok else None
-    return [b[0] for b in ok], tensor, [b[2] for b in ok], failed
+def _collate(items: list[_Item]) -> _Batch:
+    ok = [b for b in items if b.pixels is not None]
+    return _Batch(
+        keys=[b.key for b in ok],
+        pixels=torch.stack([b.pixels for b in ok]) if ok else None,
+        thumbnails=[b.thumbnail for b in ok],
+        raw=[b for b in items if b.raw is not None],
+        failed=[(b.key, b.reason) for b in items if b.reason is not None],
+    )
+
+
+def decode_jpegs(
+    items: list[_Item], root: Path, prep: Preprocessing, device: str
+) -> tuple[list[str], torch.Tensor | None, list[bytes], list[tuple[str, str]]]:
+    """Decode raw JPEG items on ``device`` in one batched call, preprocess and thumbnail them there.
+
+    Returns keys, the input batch (on ``device``), JPEG thumbnails and failures. EXIF orientation is applied
+    as Pillow's path applies it. When the batched call fails (one bad file fails them all) each image is decoded
+    alone, and one the tensor decoder refuses goes through Pillow, which either decodes it or says why not.
+    """
+    with warnings.catch_warnings():
+        # torchvision 0.29 marks its image codecs deprecated in favour of TorchCodec; they are what ships today
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _decode_jpegs(items, root, prep, device)
+
+
+def _decode_jpegs(
+    items: list[_Item], root: Path, prep: Preprocessing, device: str
+) -> tuple[list[str], torch.Tensor | None, list[bytes], list[tuple[str, str]]]:
+    from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
+
+    def one(item: _Item) -> torch.Tensor | None:
+        try:
+            return decode_jpeg(item.raw, mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True)
+        except RuntimeError:
+            return None
+
+    try:
+        images = decode_jpeg([b.raw for b in items], mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True)
+    except RuntimeError:
+        images = [one(b) for b in items]
+    keys: list[str] = []
+    pixels: list[torch.Tensor] = []
+    small: list[torch.Tensor] = []
+    thumbs: list[bytes | None] = []
+    failed: list[tuple[str, str]] = []
+    for item, img in zip(items, images, strict=True):
+        if img is None:  # refused by the tensor decoder: Pillow decodes it or gives the reason
+            fallback = _decode_with_pillow(root, item.key, item.rel, prep)
+            if fallback.pixels is None:
+                failed.append((item.key, fallback.reason or "cannot decode"))
+                continue
+            keys.append(item.key)
+            pixels.append(fallback.pixels.to(device))
+            thumbs.append(fallback.thumbnail)
+            continue
+        keys.append(item.key)
+        pixels.append(preprocess(img, prep))
+        w, h = thumbnail_size(img.shape[-1], img.shape[-2])
+        small.append(TF.resize(img, [h, w], interpolation=TF.InterpolationMode.BILINEAR, antialias=True))
+        thumbs.append(None)
+    encoded = iter(encode_jpeg(small, quality=THUMBNAIL_QUALITY) if small else [])
+    thumbnails = [t if t is not None else next(encoded).cpu().numpy().tobytes() for t in thumbs]
+    return keys, (torch.stack(pixels) if pixels else None), thumbnails, failed
 
 
 def run_model(
@@ -118,7 +224,9 @@ def run_model(
 ) -> tuple[dict[str, CacheEntry], dict[str, str]]:
     """Embed ``todo`` (content hash -> path); returns entries by hash and failure reasons by hash.
 
-    ``precision`` (``fp32`` or ``bf16``, see :func:`pick_precision`) is the forward pass's arithmetic.
+    ``precision`` (``fp32`` or ``bf16``, see :func:`pick_precision`) is the forward pass's arithmetic. With
+    ``config.jpeg_decoder`` resolving to ``torchvision`` (:func:`pick_jpeg_decoder`), the workers only read JPEG
+    files and the main process decodes each batch of them on ``device``; other formats take the Pillow path.
 
     ``on_entry`` is called for each entry as soon as its batch is done (the cache stores it then, so a run
     killed half-way keeps what it embedded).
@@ -126,8 +234,10 @@ def run_model(
     items = sorted(todo.items(), key=lambda kv: kv[1])
     batch_size = config.resolved_batch_size(device)
     workers = 0 if len(items) <= batch_size else config.resolved_workers
+    prep = model.spec.preprocessing
+    raw_jpegs = pick_jpeg_decoder(config.jpeg_decoder, device) == "torchvision"
     loader = DataLoader(
-        _DecodeDataset(root, items, model.spec.preprocessing),
+        _DecodeDataset(root, items, prep, raw_jpegs),
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=_collate,
@@ -141,16 +251,23 @@ def run_model(
     failed: dict[str, str] = {}
     bar = tqdm(total=len(items), desc="Embedding", unit="img", disable=not config.progress)
     with torch.inference_mode():
-        for keys, batch, thumbs, bad in loader:
-            failed.update(bad)
-            if batch is not None:
-                feats, probs = _forward(trunk, head64, batch, device, precision)
+        for part in loader:
+            failed.update(part.failed)
+            groups = [(part.keys, part.pixels, part.thumbnails)]
+            if part.raw:
+                keys, pixels, thumbs, bad = decode_jpegs(part.raw, root, prep, device)
+                failed.update(bad)
+                groups.append((keys, pixels, thumbs))
+            for keys, pixels, thumbs in groups:
+                if pixels is None:
+                    continue
+                feats, probs = _forward(trunk, head64, pixels, device, precision)
                 top_p, top_i = probs.topk(TOP_K, dim=1)
                 for j, key in enumerate(keys):
                     entries[key] = CacheEntry(feats[j], top_i[j].numpy().astype(np.int32), top_p[j].numpy(), thumbs[j])
                     if on_entry is not None:
                         on_entry(key, entries[key])
-            bar.update(len(keys) + len(bad))
+            bar.update(len(part.keys) + len(part.raw) + len(part.failed))
     bar.close()
     return entries, failed
 
