@@ -40,6 +40,10 @@ def test_an_unchanged_rerun_keeps_the_outputs_and_says_so(
     out, cache = tmp_path / "out", tmp_path / "cache"
     _run(folder, out, cache)
     before = _written(out)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for name in ("report.html", "assignments.csv", "summary.json"):  # shared files: the umask, not 0600
+        assert (out / name).stat().st_mode & 0o777 == 0o666 & ~umask
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert len(summary["fingerprint"]) == 64 and set(summary["output_sha256"]) == {"report.html", "assignments.csv"}
     capsys.readouterr()
