@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-size",
         type=int,
-        default=32,
+        default=None,
         metavar="N",
         help="images per forward pass (default: 8 on CPU, 256 on GPU)",
     )

@@ -757,6 +757,8 @@ def _parameters(config: Config) -> dict:
         "power_norm": config.power_norm,
         "seed": config.seed,
         "device": config.device,
+        "precision": config.precision,
+        "jpeg_decoder": config.jpeg_decoder,
         "batch_size": config.batch_size,  # None: the per-device default
         "workers": config.resolved_workers,
         "offline": config.offline,

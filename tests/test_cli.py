@@ -72,8 +72,12 @@ def test_python_dash_m_prints_one_line_and_no_traceback(tmp_path: Path) -> None:
     assert proc.stderr == f"Error: data folder '{tmp_path / 'missing'}' does not exist\n"
 
 
-def test_power_norm_is_on_unless_turned_off() -> None:
+def test_defaults_leave_the_measured_choices_to_the_config() -> None:
     from reportgen.cli import _parser
 
+    args = _parser().parse_args(["data"])
+    # None lets Config pick per device and machine (batch 8 on a CPU, 256 on a GPU; workers by core count)
+    assert args.batch_size is None and args.workers is None
+    assert (args.precision, args.jpeg_decoder, args.device) == ("auto", "auto", "auto")
     assert _parser().parse_args(["data"]).power_norm is True
     assert _parser().parse_args(["data", "--no-power-norm"]).power_norm is False
