@@ -131,8 +131,8 @@ def main() -> None:
         clus = timed("cluster", cluster, reduced, sel.chosen_k, config)
         analysis = timed("analyze", analyze, emb, reduced, clus, config)
         layout = timed("map", project_2d, reduced, config)
-        args = (config, emb, reduced, sel, clus, analysis, layout, timings, "synthetic")
-        outputs = timed("render", write_outputs, *args)
+        render_args = (config, emb, reduced, sel, clus, analysis, layout, timings, "synthetic")
+        outputs = timed("render", write_outputs, *render_args)
         total = time.perf_counter() - start_all
         size = outputs.report.stat().st_size / 1e6
         print(

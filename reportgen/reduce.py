@@ -91,7 +91,9 @@ def directions(x: np.ndarray) -> np.ndarray:
 
 
 def _prepare(rows: np.ndarray, power_norm: bool) -> np.ndarray:
-    rows = np.asarray(rows, dtype=np.float32)
+    rows = np.array(rows, dtype=np.float32)  # a copy (rows may be a read-only memory-map): worked on in place
     if power_norm:
-        rows = np.sign(rows) * np.sqrt(np.abs(rows))
-    return normalize(rows, norm="l2")
+        magnitude = np.abs(rows)
+        np.sqrt(magnitude, out=magnitude)
+        np.copysign(magnitude, rows, out=rows)
+    return normalize(rows, norm="l2", copy=False)
