@@ -158,9 +158,15 @@ def _collate(items: list[_Item]) -> _Batch:
     )
 
 
-def decode_jpegs(
-    items: list[_Item], root: Path, prep: Preprocessing, device: str
-) -> tuple[list[str], torch.Tensor | None, list[bytes], list[tuple[str, str]]]:
+class _Decoded(NamedTuple):
+    keys: list[str]
+    pixels: torch.Tensor | None  # on the model's device
+    thumbnails: list[bytes]
+    failed: list[tuple[str, str]]
+    refused: int  # JPEGs the tensor decoder refused, decoded (or skipped) by Pillow instead
+
+
+def decode_jpegs(items: list[_Item], root: Path, prep: Preprocessing, device: str) -> _Decoded:
     """Decode raw JPEG items on ``device`` in one batched call, preprocess and thumbnail them there.
 
     Returns keys, the input batch (on ``device``), JPEG thumbnails and failures. EXIF orientation is applied
@@ -173,9 +179,7 @@ def decode_jpegs(
         return _decode_jpegs(items, root, prep, device)
 
 
-def _decode_jpegs(
-    items: list[_Item], root: Path, prep: Preprocessing, device: str
-) -> tuple[list[str], torch.Tensor | None, list[bytes], list[tuple[str, str]]]:
+def _decode_jpegs(items: list[_Item], root: Path, prep: Preprocessing, device: str) -> _Decoded:
     from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
 
     def one(item: _Item) -> torch.Tensor | None:
@@ -193,8 +197,11 @@ def _decode_jpegs(
     small: list[torch.Tensor] = []
     thumbs: list[bytes | None] = []
     failed: list[tuple[str, str]] = []
+    refused = 0
     for item, img in zip(items, images, strict=True):
         if img is None:  # refused by the tensor decoder: Pillow decodes it or gives the reason
+            log.debug("%s: refused by torchvision's JPEG decoder on %s, decoding with Pillow", item.rel, device)
+            refused += 1
             fallback = _decode_with_pillow(root, item.key, item.rel, prep)
             if fallback.pixels is None:
                 failed.append((item.key, fallback.reason or "cannot decode"))
@@ -210,7 +217,7 @@ def _decode_jpegs(
         thumbs.append(None)
     encoded = iter(encode_jpeg(small, quality=THUMBNAIL_QUALITY) if small else [])
     thumbnails = [t if t is not None else next(encoded).cpu().numpy().tobytes() for t in thumbs]
-    return keys, (torch.stack(pixels) if pixels else None), thumbnails, failed
+    return _Decoded(keys, torch.stack(pixels) if pixels else None, thumbnails, failed, refused)
 
 
 def run_model(
@@ -249,15 +256,17 @@ def run_model(
     head64 = (model.head.weight.detach().double().cpu(), model.head.bias.detach().double().cpu())
     entries: dict[str, CacheEntry] = {}
     failed: dict[str, str] = {}
+    refused = 0
     bar = tqdm(total=len(items), desc="Embedding", unit="img", disable=not config.progress)
     with torch.inference_mode():
         for part in loader:
             failed.update(part.failed)
             groups = [(part.keys, part.pixels, part.thumbnails)]
             if part.raw:
-                keys, pixels, thumbs, bad = decode_jpegs(part.raw, root, prep, device)
-                failed.update(bad)
-                groups.append((keys, pixels, thumbs))
+                decoded = decode_jpegs(part.raw, root, prep, device)
+                failed.update(decoded.failed)
+                refused += decoded.refused
+                groups.append((decoded.keys, decoded.pixels, decoded.thumbnails))
             for keys, pixels, thumbs in groups:
                 if pixels is None:
                     continue
@@ -269,6 +278,14 @@ def run_model(
                         on_entry(key, entries[key])
             bar.update(len(part.keys) + len(part.raw) + len(part.failed))
     bar.close()
+    if refused:
+        log.warning(
+            "%d JPEG file%s refused by torchvision's decoder on %s went through Pillow in the main process "
+            "(slower); --jpeg-decoder pillow decodes every file in the worker processes",
+            refused,
+            "s" if refused != 1 else "",
+            device,
+        )
     return entries, failed
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 from pathlib import Path
 
@@ -76,7 +77,9 @@ def test_only_plain_complete_jpegs_take_the_tensor_path(mixed: Path, monkeypatch
     assert not tensor_decodable_jpeg(data[: len(data) // 2]) and not tensor_decodable_jpeg(b"")
 
 
-def test_a_batch_the_tensor_decoder_refuses_is_decoded_one_by_one(mixed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_batch_the_tensor_decoder_refuses_is_decoded_one_by_one(
+    mixed: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     real = torchvision.io.decode_jpeg
     refused = (mixed / "circles" / "img_0.jpg").read_bytes()
 
@@ -87,7 +90,9 @@ def test_a_batch_the_tensor_decoder_refuses_is_decoded_one_by_one(mixed: Path, m
         return real(input, **kw)
 
     monkeypatch.setattr(torchvision.io, "decode_jpeg", fussy)
-    tv = _embed(mixed, "torchvision", workers=0)
+    with caplog.at_level(logging.WARNING, logger="reportgen"):
+        tv = _embed(mixed, "torchvision", workers=0)
+    assert any("1 JPEG file refused by torchvision's decoder on cpu" in r.getMessage() for r in caplog.records)
     pil = _embed(mixed, "pillow", workers=0)
     assert tv.images.paths == pil.images.paths  # the refused file went through Pillow, the rest one by one
     assert _cosine(pil.features, tv.features).min() > 0.99
