@@ -1,6 +1,6 @@
 """Clustering quality on labeled folders: the chosen K against the true class count, and NMI at both.
 
-    python bench/quality.py DATASET [DATASET ...] [--backbone efficientnet-lite0] [--cache-dir DIR]
+    python bench/quality.py DATASET [DATASET ...] [--backbone efficientnet-lite0] [--cache-dir DIR] [--seed N]
 
 Runs the real pipeline (``reportgen.build_report``) on each folder, then clusters the same reduced features
 at the true K. Prints one row per dataset: true K, each criterion's K, the chosen K and its confidence, and
@@ -29,6 +29,7 @@ def main() -> None:
     p.add_argument("datasets", nargs="+", type=Path)
     p.add_argument("--backbone", default="efficientnet-lite0")
     p.add_argument("--cache-dir", type=Path, default=None)
+    p.add_argument("--seed", type=int, default=0, help="seed for PCA and every K-means (docs/quality.md uses 0..4)")
     args = p.parse_args()
 
     header = (
@@ -48,6 +49,7 @@ def main() -> None:
                 cache_dir=args.cache_dir,
                 progress=False,
                 offline=True,
+                seed=args.seed,
             )
             sel, images = result.k_selection, result.images
             y = np.array(images.labels, dtype=object)
