@@ -16,7 +16,7 @@ from . import __version__
 from .backbones import BACKBONES
 from .config import DEFAULT_OUT_DIR, Config
 from .errors import ReportgenError
-from .freshness import current_outputs
+from .freshness import current_outputs, fingerprint
 
 EXIT_USAGE = 2
 
@@ -143,14 +143,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_report_mb=args.max_report_mb,
             progress=not args.quiet and sys.stderr.isatty(),
         )
-        kept = None if args.force else current_outputs(config)
+        inputs = fingerprint(config)  # one folder walk, shared by the check and the build
+        kept = None if args.force else current_outputs(config, inputs)
         if kept is not None:
             logging.getLogger(__name__).info("nothing changed since %s was written: kept it (--force rebuilds)", kept)
             report = kept
         else:
             from .pipeline import build_report  # the scientific libraries load only when something is built
 
-            report = build_report(config).outputs.report
+            report = build_report(config, inputs=inputs).outputs.report
     except ReportgenError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return EXIT_USAGE

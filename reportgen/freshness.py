@@ -72,8 +72,8 @@ def output_digests(files: dict[str, bytes]) -> dict[str, str]:
     return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
 
 
-def current_outputs(config: Config) -> Path | None:
-    """The out folder's report when it was built from exactly the inputs of ``config``, else ``None``.
+def current_outputs(config: Config, inputs: str) -> Path | None:
+    """The out folder's report when it was built from exactly ``inputs`` (``fingerprint(config)``), else ``None``.
 
     ``None`` also when the cache is off (``--no-cache`` asks for a full rebuild), when summary.json is missing
     or unreadable, or when report.html or assignments.csv is missing or differs from what that run wrote.
@@ -87,7 +87,7 @@ def current_outputs(config: Config) -> Path | None:
         digests = summary["output_sha256"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if recorded != fingerprint(config):
+    if recorded != inputs:
         log.debug("inputs changed since the report in %s was written", out)
         return None
     for name in HASHED_OUTPUTS:

@@ -39,12 +39,14 @@ class Result:
     timings: dict[str, float]
 
 
-def build_report(config: Config | str | os.PathLike[str], **options: object) -> Result:
+def build_report(config: Config | str | os.PathLike[str], *, inputs: str | None = None, **options: object) -> Result:
     """Turn a folder of images into report.html, assignments.csv and summary.json.
 
     Parameters
     ----------
     config : a :class:`Config`, or the data folder.
+    inputs : the :func:`freshness.fingerprint` of the final config when the caller has just computed it (the
+        CLI does, to decide whether to build at all); by default it is computed here.
     **options : any :class:`Config` field, overriding ``config``.
 
     Returns
@@ -53,7 +55,8 @@ def build_report(config: Config | str | os.PathLike[str], **options: object) -> 
     """
     config = Config.coerce(config, **options)
     timings: dict[str, float] = {}
-    inputs = fingerprint(config)  # what the outputs depend on: a rerun with the same one can keep them
+    if inputs is None:
+        inputs = fingerprint(config)  # what the outputs depend on: a rerun with the same one can keep them
 
     with _timed("discover", timings):
         images = discover(config)

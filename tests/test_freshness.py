@@ -108,12 +108,13 @@ def test_fingerprint_follows_inputs_not_run_settings(folder: Path, tmp_path: Pat
 def test_no_outputs_or_a_broken_summary_means_build(folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     config = Config(folder, out_dir=out, backbone="efficientnet-lite0")
-    assert current_outputs(config) is None
+    inputs = fingerprint(config)
+    assert current_outputs(config, inputs) is None
     out.mkdir()
     (out / "summary.json").write_text("{not json")
-    assert current_outputs(config) is None
-    (out / "summary.json").write_text(json.dumps({"fingerprint": fingerprint(config)}))
-    assert current_outputs(config) is None  # no output digests
+    assert current_outputs(config, inputs) is None
+    (out / "summary.json").write_text(json.dumps({"fingerprint": inputs}))
+    assert current_outputs(config, inputs) is None  # no output digests
 
 
 def test_keeping_the_outputs_loads_no_scientific_library(folder: Path, tmp_path: Path) -> None:
