@@ -25,11 +25,12 @@ from reportgen.images import tensor_decodable_jpeg
 
 @pytest.fixture
 def mixed(tmp_path: Path, labeled_dir: Path) -> Path:
-    """The labeled folder (JPEG and PNG), every odd and broken file, a grayscale JPEG and a JPEG panorama."""
+    """The labeled folder (JPEG and PNG), every odd and broken file, a grayscale JPEG and two JPEG panoramas."""
     data = shutil.copytree(labeled_dir, tmp_path / "data")
     write_bad_files(data)
     _photo(20, (90, 70)).convert("L").save(data / "oddities" / "gray.jpg")
     _photo(21, (1200, 100)).save(data / "oddities" / "panorama-1200x100.jpg")
+    _photo(22, (1919, 10)).save(data / "oddities" / "strip-1919x10.jpg")  # where Pillow's own sizing rounds up
     return data
 
 
