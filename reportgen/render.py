@@ -190,7 +190,7 @@ def plan_budget(
             tile_px = px
             break
     if tile_px != TILE_SIZES[0]:
-        trimmed.append(f"montage thumbnails are {tile_px} px (not {TILE_SIZES[0]} px) to keep the report small")
+        trimmed.append(_tile_note(tile_px))
     left = room - tiles * thumbs.estimate(tile_px)
 
     hover_px = HOVER_SIZES[-1]
@@ -203,17 +203,18 @@ def plan_budget(
         fit = max(int(left // thumbs.estimate(hover_px)), 0)
         rng = np.random.default_rng(config.seed + 1)
         hover = tuple(int(i) for i in np.sort(rng.choice(map_indices, min(fit, len(map_indices)), replace=False)))
-        trimmed.append(f"map hover thumbnails are shown for {len(hover):,} of the {len(map_indices):,} images")
+        trimmed.append(_hover_note(len(hover), len(map_indices)))
     return Budget(max_bytes, tile_px, hover_px, hover, tuple(int(i) for i in map_indices), tuple(trimmed))
 
 
 def _step_down(budget: Budget) -> Budget | None:
     """The next smaller budget plan, or ``None`` when nothing is left to shrink."""
     tile_i, hover_i = TILE_SIZES.index(budget.tile_px), HOVER_SIZES.index(budget.hover_px)
-    keep = [t for t in budget.trimmed if not t.startswith(("montage thumbnails", "map hover"))]
+    old_notes = (_tile_note(budget.tile_px), _hover_note(len(budget.hover_indices), len(budget.map_indices)))
+    keep = [t for t in budget.trimmed if t not in old_notes]
     if tile_i + 1 < len(TILE_SIZES):
         tile_px = TILE_SIZES[tile_i + 1]
-        keep.append(f"montage thumbnails are {tile_px} px (not {TILE_SIZES[0]} px) to keep the report small")
+        keep.append(_tile_note(tile_px))
     else:
         tile_px = budget.tile_px
     hover = budget.hover_indices
@@ -223,10 +224,18 @@ def _step_down(budget: Budget) -> Budget | None:
         hover_px = budget.hover_px
         hover = hover[: len(hover) // 2]
     if len(hover) < len(budget.map_indices):
-        keep.append(f"map hover thumbnails are shown for {len(hover):,} of the {len(budget.map_indices):,} images")
+        keep.append(_hover_note(len(hover), len(budget.map_indices)))
     if (tile_px, hover_px, len(hover)) == (budget.tile_px, budget.hover_px, len(budget.hover_indices)):
         return None
     return replace(budget, tile_px=tile_px, hover_px=hover_px, hover_indices=hover, trimmed=tuple(keep))
+
+
+def _tile_note(px: int) -> str:
+    return f"montage thumbnails are {px} px (not {TILE_SIZES[0]} px) to keep the report small"
+
+
+def _hover_note(shown: int, total: int) -> str:
+    return f"map hover thumbnails are shown for {shown:,} of the {total:,} images"
 
 
 def _tile_occurrences(analysis: Analysis, clustering: Clustering) -> int:
