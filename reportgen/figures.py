@@ -139,7 +139,7 @@ def count_heatmap(counts: list[list[int]], classes: list[str], clusters: list[in
     ax.set_yticks(range(n_rows), [c if len(c) <= 28 else c[:27] + "…" for c in classes])
     ax.set_xlabel("cluster")
     ax.set_ylabel("class")
-    ax.set_title("Images per class and cluster (colour: share of the class)")
+    ax.set_title("Images per class and cluster\n(colour: share of the class)")  # two lines fit a narrow figure
     return to_data_uri(fig)
 
 

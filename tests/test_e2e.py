@@ -78,6 +78,9 @@ def test_summary_json_numbers(sample_run) -> None:  # noqa: ANN001
     n = s["n_oddballs"]
     said = "1 oddball image sits outside its" if n == 1 else f"{n} oddball images sit outside their"
     assert n == 0 or any(said in line for line in s["findings"])
+    page = (out / "report.html").read_text(encoding="utf-8")
+    landed = "1 image landed outside its class" if n == 1 else f"{n} images landed outside their class"
+    assert n == 0 or landed in page
 
 
 def test_report_html_is_self_contained_with_every_section(sample_run) -> None:  # noqa: ANN001
