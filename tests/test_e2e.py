@@ -66,6 +66,7 @@ def test_summary_json_numbers(sample_run) -> None:  # noqa: ANN001
     assert s["k_selection"]["k"] == list(range(2, 16))
     assert s["metrics"]["nmi"] >= 0.75  # issue 4: the bundled backbone at the chosen K on sample_data
     assert s["pca"]["power_norm"] is True and s["parameters"]["power_norm"] is True
+    assert (s["parameters"]["precision"], s["parameters"]["jpeg_decoder"]) == ("auto", "auto")
     assert 0 < s["metrics"]["purity"] <= 1
     assert set(s["within_class"]) == set(s["classes"])
     assert sum(s["within_class"]["renewable"]["sizes"]) == 28

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from helpers import fake_embeddings
 from sklearn.datasets import make_blobs
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_samples
 
 from reportgen.analyze import analyze
 from reportgen.choose_k import _mean_rank, choose_k, disagreement
 from reportgen.cluster import cluster
 from reportgen.config import Config
 from reportgen.errors import InvalidOptionError
-from reportgen.reduce import reduce
+from reportgen.reduce import directions, reduce
 
 # make_blobs features take both signs: the tests build their geometry for plain L2 + PCA
 CFG = Config("/unused", pca_dims=10, power_norm=False)
@@ -289,3 +289,21 @@ def test_map_places_duplicates_together_and_skips_tsne_without_enough_distinct_p
     np.testing.assert_array_equal(layout.tsne[30:], layout.tsne[:5])
     same = project_2d(reduce(np.ones((10, 8), dtype=np.float32), CFG), CFG)
     assert same.tsne is None and "t-SNE needs at least 6 distinct images (1 here)" in same.note
+
+
+def test_per_image_silhouettes_are_measured_where_k_was_judged() -> None:
+    x, y = make_blobs(n_samples=[20, 20, 20], n_features=16, cluster_std=0.4, random_state=2)
+    emb, c, a = _analysis(x.astype(np.float32), np.array(["a", "b", "c"])[y].tolist(), k=3)
+    r = reduce(emb.features, Config("/unused", pca_dims=10, power_norm=False))
+    expected = silhouette_samples(directions(r.features), c.labels)
+    np.testing.assert_allclose(a.silhouettes, expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(a.silhouettes, silhouette_samples(r.features, c.labels), atol=1e-3)
+
+
+def test_no_decoding_workers_on_two_cores_or_fewer(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for cpus, workers in ((1, 0), (2, 0), (3, 3), (8, 4), (None, 0)):
+        monkeypatch.setattr(os, "cpu_count", lambda cpus=cpus: cpus)
+        assert Config("/unused").resolved_workers == workers
+    assert Config("/unused", workers=2).resolved_workers == 2
