@@ -10,7 +10,7 @@ change the arithmetic. On ``--device cuda`` the pipeline is measured with the Pi
 with batched GPU JPEG decoding (``--jpeg-decoder torchvision``).
 
 Baseline (what a course notebook does): for each image, open it, convert to RGB, apply the torchvision
-transform, run ``model(x[None])`` under ``torch.no_grad()``. Pipeline: ``reportgen.inference.run_model``
+transform, run ``model(x[None])`` under ``torch.no_grad()``. Pipeline: ``reportgen.extract.runner.run``
 (decoding in DataLoader workers, batches, ``inference_mode``, channels-last, batch-norm folded) with the cache
 off, for several worker and batch settings, in fp32 and, where the hardware has it natively, bf16. The model
 is loaded once, before any timing, and both paths use the same weights. Prints
@@ -31,16 +31,16 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from reportgen import backbones, inference
 from reportgen.config import Config
 from reportgen.discover import discover
+from reportgen.extract import Extractor, classifiers, resolve, runner
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE_MAX = 2000
 
 
-def _baseline(model: backbones.LoadedBackbone, root: Path, paths: tuple[str, ...], device: str) -> float:
-    prep = model.spec.preprocessing
+def _baseline(model: classifiers.Classifier, root: Path, paths: tuple[str, ...], device: str) -> float:
+    prep = model.preprocessing
     tf = transforms.Compose(
         [
             transforms.Resize(prep.resize),
@@ -49,7 +49,7 @@ def _baseline(model: backbones.LoadedBackbone, root: Path, paths: tuple[str, ...
             transforms.Normalize(prep.mean, prep.std),
         ]
     )
-    net = torch.nn.Sequential(model.trunk, model.head).to(device).eval()
+    net = torch.nn.Sequential(model.network, model.head).to(device).eval()
     start = time.perf_counter()
     with torch.no_grad():
         for rel in paths:
@@ -59,11 +59,11 @@ def _baseline(model: backbones.LoadedBackbone, root: Path, paths: tuple[str, ...
 
 
 def _pipeline(
-    model: backbones.LoadedBackbone, root: Path, paths: tuple[str, ...], config: Config, device: str, precision: str
+    model: Extractor, root: Path, paths: tuple[str, ...], config: Config, device: str, precision: str
 ) -> float:
     todo = {f"{i:08d}": rel for i, rel in enumerate(paths)}  # distinct keys: every file is embedded
     start = time.perf_counter()
-    entries, failed = inference.run_model(model, root, todo, config, device, precision=precision)
+    entries, failed = runner.run(model, root, todo, config, device, precision=precision)
     elapsed = time.perf_counter() - start
     assert not failed and len(entries) == len(paths)
     return len(paths) / elapsed
@@ -88,7 +88,7 @@ def _make_jpegs(folder: Path, n: int, size: tuple[int, int] = (500, 375)) -> Pat
 def _random_weights(backbone: str, folder: Path) -> Path:
     import torchvision.models
 
-    spec = backbones.get_spec(backbone)
+    spec = classifiers.CLASSIFIERS[backbone]
     path = folder / f"{backbone}-random.pt"
     torch.save(torchvision.models.get_model(spec.torchvision_name, weights=None).state_dict(), path)
     return path
@@ -114,8 +114,7 @@ def _measure(args: argparse.Namespace, tmp: Path) -> None:
     config = Config(data, backbone=args.backbone, progress=False, use_cache=False)
     images = discover(config)
     paths = images.paths * args.times
-    resolution = backbones.resolve(args.backbone, weights, offline=True)
-    model = backbones.load(resolution, weights, offline=True)
+    model = resolve(args.backbone, weights, offline=True).load()
     print(
         f"{len(paths)} images ({len(images)} x {args.times}), {args.backbone} on {args.device}, "
         f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs"
@@ -126,7 +125,7 @@ def _measure(args: argparse.Namespace, tmp: Path) -> None:
     b = statistics.median(base)
     print(f"baseline (one image at a time)      {b:7.1f} img/s")
     best = 0.0
-    native_bf16 = args.device == "cuda" or inference.cpu_has_bf16()
+    native_bf16 = args.device == "cuda" or runner.cpu_has_bf16()
     precisions = ("fp32", "bf16") if native_bf16 else ("fp32",)
     if args.device == "cpu":
         settings = [("pillow", w, b) for w, b in ((0, 8), (1, 8), (2, 4), (2, 8), (2, 16))]

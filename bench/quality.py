@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 import reportgen
-from reportgen.analyze import label_metrics
-from reportgen.cluster import cluster
+from reportgen.analyze.labels import label_metrics
+from reportgen.cluster.stage import cluster
 
 CRITERIA = ("elbow", "silhouette", "calinski_harabasz", "davies_bouldin", "stability")
 SHORT = {"elbow": "elb", "silhouette": "sil", "calinski_harabasz": "CH", "davies_bouldin": "DB", "stability": "stab"}

@@ -24,13 +24,14 @@ from PIL import Image
 
 from reportgen.analyze import analyze
 from reportgen.choose_k import choose_k
-from reportgen.cluster import cluster
+from reportgen.cluster.stage import cluster
 from reportgen.config import Config
 from reportgen.discover import ImageSet
-from reportgen.embed import Embeddings
+from reportgen.extract import Embeddings
 from reportgen.maps import project_2d
+from reportgen.pipeline import assemble
 from reportgen.reduce import reduce
-from reportgen.render import write_outputs
+from reportgen.report import write_outputs
 
 CHUNK = 50_000
 
@@ -131,8 +132,8 @@ def main() -> None:
         clus = timed("cluster", cluster, reduced, sel.chosen_k, config)
         analysis = timed("analyze", analyze, emb, reduced, clus, config)
         layout = timed("map", project_2d, reduced, config)
-        render_args = (config, emb, reduced, sel, clus, analysis, layout, timings, "synthetic")
-        outputs = timed("render", write_outputs, *render_args)
+        run = assemble(config, emb, reduced, sel, clus, analysis, layout, timings)
+        outputs = timed("render", write_outputs, run, "synthetic")
         total = time.perf_counter() - start_all
         size = outputs.report.stat().st_size / 1e6
         print(

@@ -31,8 +31,8 @@ class CacheEntry:
     """What embedding one image produced."""
 
     features: np.ndarray  # float32 (D,)
-    top5_index: np.ndarray  # int32 (5,)
-    top5_prob: np.ndarray  # float32 (5,)
+    top5_index: np.ndarray  # int32 (5,), or (0,) from a model without a classifier head
+    top5_prob: np.ndarray  # float32, the same shape
     thumbnail: bytes  # JPEG
 
 
@@ -76,10 +76,11 @@ def content_hash(path: Path) -> str:
 
 
 class EmbeddingCache:
-    """Entries for one backbone setup under ``root``."""
+    """Entries for one backbone setup under ``root``: ``dim`` features and ``top_k`` classes (0 without a head)."""
 
-    def __init__(self, root: Path, setup_key: str, dim: int) -> None:
+    def __init__(self, root: Path, setup_key: str, dim: int, top_k: int = 5) -> None:
         self.dim = dim
+        self.top_k = top_k
         self.folder = root / f"v{FORMAT_VERSION}" / hashlib.sha256(setup_key.encode()).hexdigest()[:16]
         self.folder.mkdir(parents=True, exist_ok=True)
         about = self.folder / "setup.json"
@@ -87,12 +88,13 @@ class EmbeddingCache:
             atomic_write(about, json.dumps({"setup": setup_key, "dim": dim}, indent=2).encode())
 
     def categories(self) -> list[str] | None:
-        """The ImageNet class names saved by an earlier run, or ``None``."""
+        """The classifier head's class names saved by an earlier run, or ``None``."""
         try:
             names = json.loads((self.folder / "categories.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        return names if isinstance(names, list) and len(names) == 1000 else None
+        valid = isinstance(names, list) and len(names) >= self.top_k > 0 and all(isinstance(n, str) for n in names)
+        return names if valid else None
 
     def save_categories(self, names: list[str]) -> None:
         """Save the class names so that a fully cached rerun needs neither torch nor torchvision."""
@@ -148,7 +150,7 @@ class EmbeddingCache:
         return (
             entry.features.shape == (self.dim,)
             and bool(np.isfinite(entry.features).all())
-            and entry.top5_index.shape == (5,)
-            and entry.top5_prob.shape == (5,)
+            and entry.top5_index.shape == (self.top_k,)
+            and entry.top5_prob.shape == (self.top_k,)
             and entry.thumbnail.startswith(JPEG_MAGIC)
         )

@@ -31,14 +31,15 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import sklearn
-from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
 from .cache import load_memo, memo_key, save_memo
+from .cluster import N_INIT, MethodSpec, get_method, partition
 from .config import Config
 from .errors import InvalidOptionError
 from .reduce import Reduced, directions
@@ -46,7 +47,6 @@ from .sampling import LARGE_N, seeded_sample
 
 log = logging.getLogger(__name__)
 
-N_INIT = 10
 STABILITY_DRAWS = 10
 STABILITY_FRACTION = 0.8
 STABILITY_N_INIT = 3
@@ -64,20 +64,32 @@ LABELS = {
 
 
 @dataclass(frozen=True)
+class Criterion:
+    """One criterion's curve over the swept K (``None`` for the elbow, which has no curve of its own) and its K."""
+
+    values: tuple[float, ...] | None
+    k: int | None
+
+
+@dataclass(frozen=True)
 class KSelection:
     """The K sweep, each criterion's curve and pick, and the decision made from them."""
 
-    ks: tuple[int, ...]
+    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("silhouette", "elbow_k", "silhouette_k", "criteria")
+
+    ks: tuple[int, ...] = field(metadata={"key": "k"})
     inertia: tuple[float, ...]
-    curves: dict[str, tuple[float, ...]]  # criterion -> value per K
-    picks: dict[str, int | None]  # criterion (and "elbow") -> its K
+    curves: dict[str, tuple[float, ...]] = field(metadata={"json": False})  # criterion -> value per K
+    picks: dict[str, int | None] = field(metadata={"json": False})  # criterion (and "elbow") -> its K
     mean_rank: tuple[float, ...]  # per K, over the curve criteria
     candidates: tuple[int, ...]  # the two K with the best mean rank, best first
     agreement: float  # share of picks within one of the chosen K
     confidence: str  # "high", "medium", "low", or "given"
-    chosen_k: int
+    chosen_k: int = field(metadata={"json": False})  # the Run's ``chosen_k``
     reason: str
     forced: bool
+    disagreement: str | None  # a sentence naming the criteria far from the chosen K, or None
+    mean_silhouette: float | None = None  # over the images at the chosen K, once clustered (see pipeline)
 
     @property
     def silhouette(self) -> tuple[float, ...]:
@@ -91,20 +103,34 @@ class KSelection:
     def silhouette_k(self) -> int | None:
         return self.picks.get("silhouette")
 
+    @property
+    def agreeing(self) -> tuple[str, ...]:
+        """The criteria whose K is within one of the chosen K."""
+        return agreeing(self.picks, self.chosen_k)
 
-def choose_k(reduced: Reduced, config: Config) -> KSelection:
+    @property
+    def criteria(self) -> dict[str, Criterion]:
+        """Every criterion's curve and K, in the report's order, the elbow first."""
+        return {name: Criterion(self.curves.get(name), k) for name, k in self.picks.items()}
+
+
+def choose_k(reduced: Reduced, config: Config, method: MethodSpec | None = None) -> KSelection:
     """Sweep K and pick one by the rule in this module's docstring.
 
     Parameters
     ----------
     reduced : the clustering space.
-    config : ``k``, ``k_min``, ``k_max`` and ``seed`` are read; the sweep is memoised in the cache folder.
+    config : ``k``, ``k_min``, ``k_max``, ``method`` and ``seed`` are read; the sweep is memoised in the cache
+        folder.
+    method : the clustering method whose K is chosen (default: ``config.method``); each K is fitted with it,
+        so any registered method can have its K chosen.
 
     Returns
     -------
     :class:`KSelection` with every criterion's curve and pick, the candidates, the confidence, the chosen K
     and a sentence saying why.
     """
+    method = method or get_method(config.method)
     n = reduced.features.shape[0]
     if config.k is not None and config.k > n:
         raise InvalidOptionError(f"--k {config.k} is larger than the number of usable images ({n})")
@@ -113,7 +139,7 @@ def choose_k(reduced: Reduced, config: Config) -> KSelection:
     n_distinct = len(np.unique(x.round(6), axis=0))
     k_hi = min(config.k_max, n - 1, n_distinct)
     ks = tuple(range(config.k_min, k_hi + 1))
-    inertia, curves, elbow = _sweep(x, ks, config)
+    inertia, curves, elbow = _sweep(x, ks, method, config)
 
     picks: dict[str, int | None] = {"elbow": elbow}
     for name, higher in CURVES.items():
@@ -140,7 +166,7 @@ def choose_k(reduced: Reduced, config: Config) -> KSelection:
         if len(candidates) > 1:
             reason += f"; runner-up K={candidates[1]} ({mean_rank[ks.index(candidates[1])]:.1f})"
     voters = [k for k in picks.values() if k is not None]
-    agreement = sum(abs(k - chosen) <= 1 for k in voters) / len(voters) if voters else 0.0
+    agreement = len(agreeing(picks, chosen)) / len(voters) if voters else 0.0
     if config.k is not None:
         confidence = "given"
     elif not ks:
@@ -160,17 +186,22 @@ def choose_k(reduced: Reduced, config: Config) -> KSelection:
         chosen_k=int(chosen),
         reason=reason,
         forced=config.k is not None,
+        disagreement=None if config.k is not None else disagreement(picks, int(chosen)),
     )
 
 
-def disagreement(sel: KSelection) -> str | None:
-    """A sentence naming the criteria that pick K more than one away from the chosen K, or ``None``."""
-    if sel.forced or not sel.ks:
-        return None
-    away = [f"{LABELS[name]} K={k}" for name, k in sel.picks.items() if k is not None and abs(k - sel.chosen_k) > 1]
+def agreeing(picks: dict[str, int | None], chosen: int) -> tuple[str, ...]:
+    """The criteria whose pick is within one of ``chosen`` (what "agrees" means everywhere)."""
+    return tuple(name for name, k in picks.items() if k is not None and abs(k - chosen) <= 1)
+
+
+def disagreement(picks: dict[str, int | None], chosen: int) -> str | None:
+    """A sentence naming the criteria that pick K more than one away from ``chosen``, or ``None``."""
+    near = agreeing(picks, chosen)
+    away = [f"{LABELS[name]} K={k}" for name, k in picks.items() if k is not None and name not in near]
     if not away:
         return None
-    return "The criteria disagree: " + ", ".join(away) + f" (chosen K={sel.chosen_k})."
+    return "The criteria disagree: " + ", ".join(away) + f" (chosen K={chosen})."
 
 
 def _mean_rank(curves: dict[str, list[float]], n_ks: int) -> np.ndarray:
@@ -186,14 +217,14 @@ def _mean_rank(curves: dict[str, list[float]], n_ks: int) -> np.ndarray:
 
 
 def _sweep(
-    x: np.ndarray, ks: tuple[int, ...], config: Config
+    x: np.ndarray, ks: tuple[int, ...], method: MethodSpec, config: Config
 ) -> tuple[list[float], dict[str, list[float]], int | None]:
     """Inertia, every criterion's curve, and the elbow, memoised in the cache folder.
 
     The sweep is deterministic for the same features, Ks, seed and scikit-learn version, so a rerun over an
     unchanged folder reads it back instead of running K-means again.
     """
-    key = memo_key(x, ks, config.seed, N_INIT, STABILITY_DRAWS, sklearn.__version__)
+    key = memo_key(x, ks, config.seed, N_INIT, STABILITY_DRAWS, sklearn.__version__, method.name)
     if config.use_cache:
         memo = load_memo(config.resolved_cache_dir, "ksweep-v2", key)
         if memo and len(memo.get("inertia", ())) == len(ks) and set(memo.get("curves", {})) == set(CURVES):
@@ -205,13 +236,14 @@ def _sweep(
         np.sort(rng.choice(len(x), int(STABILITY_FRACTION * len(x)), replace=False)) for _ in range(STABILITY_DRAWS)
     ]
     for k in ks:
-        labels, km_inertia = _kmeans(x, k, config.seed)
-        inertia.append(km_inertia)
+        fitted = partition(method, x, k, config.seed)
+        labels = fitted.labels
+        inertia.append(fitted.score)
         sample = min(len(x), SWEEP_SILHOUETTE_SAMPLE)
         curves["silhouette"].append(float(silhouette_score(x, labels, sample_size=sample, random_state=config.seed)))
         curves["calinski_harabasz"].append(float(calinski_harabasz_score(x, labels)))
         curves["davies_bouldin"].append(float(davies_bouldin_score(x, labels)))
-        curves["stability"].append(_stability(x, labels, k, subsamples, config.seed))
+        curves["stability"].append(_stability(x, labels, k, subsamples, method, config.seed))
     elbow = _elbow(ks, inertia)
     if config.use_cache and ks:
         memo = {"inertia": inertia, "curves": curves, "elbow": elbow}
@@ -219,20 +251,17 @@ def _sweep(
     return inertia, curves, elbow
 
 
-def _stability(x: np.ndarray, labels: np.ndarray, k: int, subsamples: list[np.ndarray], seed: int) -> float:
-    """Mean ARI between ``labels`` and K-means refitted on each subsample (restricted to the subsample)."""
+def _stability(
+    x: np.ndarray, labels: np.ndarray, k: int, subsamples: list[np.ndarray], method: MethodSpec, seed: int
+) -> float:
+    """Mean ARI between ``labels`` and the method refitted on each subsample (restricted to the subsample)."""
     scores = []
     for j, sub in enumerate(subsamples):
         if len(sub) <= k:
             continue
-        refit = KMeans(n_clusters=k, n_init=STABILITY_N_INIT, random_state=seed + 1 + j).fit(x[sub])
-        scores.append(adjusted_rand_score(labels[sub], refit.labels_))
+        refit = partition(method, x[sub], k, seed + 1 + j, n_init=STABILITY_N_INIT)
+        scores.append(adjusted_rand_score(labels[sub], refit.labels))
     return float(np.mean(scores)) if scores else 0.0
-
-
-def _kmeans(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, float]:
-    km = KMeans(n_clusters=k, n_init=N_INIT, random_state=seed).fit(x)
-    return km.labels_, float(km.inertia_)
 
 
 def _elbow(ks: tuple[int, ...], inertia: list[float]) -> int | None:

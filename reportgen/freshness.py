@@ -1,15 +1,16 @@
 """Reruns over an unchanged folder: keep the outputs when they were built from exactly these inputs.
 
-A scheduled rerun over a folder that has not changed should not rebuild anything. Every run records in
-summary.json a **fingerprint** of what its outputs depend on, and the SHA-256 of report.html and
-assignments.csv. A later run with the same fingerprint, whose out folder still holds those exact files, keeps
-them (``--force`` rebuilds anyway). The fingerprint covers:
+A scheduled rerun over a folder that has not changed should not rebuild anything. Every run writes, beside
+its outputs, a state file (:data:`STATE_FILE`, not part of the public outputs) with a **fingerprint** of what
+the outputs depend on and the SHA-256 of report.html, assignments.csv and summary.json. A later run with the
+same fingerprint, whose out folder still holds those exact files, keeps them (``--force`` rebuilds anyway).
+The fingerprint covers:
 
 * every file under the data folder (path, size and modification time, as ``make`` and ``rsync`` judge change;
   hidden files are ignored, as discovery ignores them);
 * every option that changes the result (not ``--workers``, ``--batch-size``, the cache folder or progress
   bars: the tests show the outputs do not depend on them);
-* the backbone and weights the run would use (``auto`` is resolved the way the embed stage resolves it);
+* the backbone and weights the run would use (``auto`` is resolved the way the extract stage resolves it);
 * reportgen's own code and templates, and the versions of the libraries that shape the result.
 
 This module imports no scientific library, so a rerun that keeps its outputs costs a folder walk and a few
@@ -23,21 +24,18 @@ import json
 import logging
 import os
 import platform
-from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
-from .backbones import resolve
-from .config import Config
+from .config import Config, options_shaping_outputs
+from .extract import resolve
 from .fsutil import template_dir
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: the state moved out of summary.json into its own file
 VERSIONED_PACKAGES = ("reportgen", "torch", "torchvision", "numpy", "scikit-learn", "kneed", "pandas", "Pillow")
-# Options that do not change the outputs (tests/test_reliability.py checks workers and batch size).
-NOT_FINGERPRINTED = frozenset({"out_dir", "workers", "batch_size", "cache_dir", "use_cache", "progress"})
-HASHED_OUTPUTS = ("report.html", "assignments.csv")
+STATE_FILE = ".reportgen-state.json"
 
 
 def versions() -> dict[str, str]:
@@ -53,13 +51,13 @@ def versions() -> dict[str, str]:
 
 def fingerprint(config: Config) -> str:
     """A hex digest of everything the outputs of ``config`` depend on (see the module docstring)."""
-    options = {k: str(v) for k, v in asdict(config).items() if k not in NOT_FINGERPRINTED}
+    options = {name: str(getattr(config, name)) for name in options_shaping_outputs()}
     resolution = resolve(config.backbone, config.weights, config.offline)
     parts = {
         "format": FORMAT,
         "options": options,
         "data_dir": str(config.data_dir.resolve()),
-        "backbone": [resolution.spec.name, resolution.weights_id],
+        "backbone": [resolution.spec, resolution.weights_id],
         "code": _code_digest(),
         "versions": versions(),
         "files": _file_states(config.data_dir),
@@ -67,30 +65,32 @@ def fingerprint(config: Config) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def output_digests(files: dict[str, bytes]) -> dict[str, str]:
-    """SHA-256 of each output's bytes, by file name, as summary.json records them."""
-    return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+def state(inputs: str, files: dict[str, bytes]) -> bytes:
+    """The state file's content for outputs ``files`` (name -> bytes) built from ``inputs``."""
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    return json.dumps({"format": FORMAT, "fingerprint": inputs, "output_sha256": digests}, indent=2).encode("utf-8")
 
 
 def current_outputs(config: Config, inputs: str) -> Path | None:
     """The out folder's report when it was built from exactly ``inputs`` (``fingerprint(config)``), else ``None``.
 
-    ``None`` also when the cache is off (``--no-cache`` asks for a full rebuild), when summary.json is missing
-    or unreadable, or when report.html or assignments.csv is missing or differs from what that run wrote.
+    ``None`` also when the cache is off (``--no-cache`` asks for a full rebuild), when the state file is missing
+    or unreadable, or when an output it names is missing or differs from what that run wrote.
     """
     if not config.use_cache:
         return None
     out = config.out_dir
     try:
-        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-        recorded = summary["fingerprint"]
-        digests = summary["output_sha256"]
+        recorded = json.loads((out / STATE_FILE).read_text(encoding="utf-8"))
+        digests = recorded["output_sha256"]
+        if recorded["format"] != FORMAT or not isinstance(digests, dict) or not digests:
+            return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if recorded != inputs:
+    if recorded["fingerprint"] != inputs:
         log.debug("inputs changed since the report in %s was written", out)
         return None
-    for name in HASHED_OUTPUTS:
+    for name in digests:
         try:
             data = (out / name).read_bytes()
         except OSError:
@@ -104,7 +104,7 @@ def current_outputs(config: Config, inputs: str) -> Path | None:
 def _code_digest() -> str:
     h = hashlib.sha256()
     package = Path(__file__).parent
-    for folder, pattern in ((package, "*.py"), (template_dir(), "**/*")):
+    for folder, pattern in ((package, "**/*.py"), (template_dir(), "**/*")):
         for path in sorted(folder.glob(pattern)):
             if path.is_file():
                 h.update(path.relative_to(folder).as_posix().encode("utf-8") + b"\0" + path.read_bytes())

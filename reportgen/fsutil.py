@@ -10,17 +10,7 @@ from pathlib import Path
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk, and rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, _new_file_mode())  # mkstemp makes 0600; a report is shared, so honour the umask as open() does
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_together(path.parent, {path.name: data})
 
 
 @lru_cache(maxsize=1)
@@ -34,3 +24,31 @@ def template_dir() -> Path:
     """The templates folder: inside the installed package, else the source checkout's top-level one."""
     packaged = Path(__file__).parent / "templates"
     return packaged if packaged.is_dir() else Path(__file__).parent.parent / "templates"
+
+
+def write_together(folder: Path, files: dict[str, bytes]) -> None:
+    """Replace the files of one set in ``folder`` together: every new file is written and flushed to a
+    temporary name first, and only then are they renamed into place, in the order given. If any write fails,
+    the temporary files are removed and the old set is left untouched.
+    """
+    staged: list[tuple[str, Path]] = []
+    try:
+        for name, data in files.items():
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+            staged.append((name, Path(tmp)))
+            try:
+                fh = os.fdopen(fd, "wb")
+            except BaseException:
+                os.close(fd)
+                raise
+            with fh:
+                os.chmod(tmp, _new_file_mode())  # mkstemp makes 0600; outputs are shared: honour the umask
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+    except BaseException:
+        for _, tmp in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    for name, tmp in staged:
+        os.replace(tmp, folder / name)

@@ -1,4 +1,5 @@
-"""The product, top to bottom: discover -> embed -> reduce -> choose K -> cluster -> analyze -> map -> render."""
+"""The product, top to bottom: discover -> extract -> reduce -> choose K -> cluster -> analyze -> map -> Run ->
+outputs."""
 
 from __future__ import annotations
 
@@ -7,36 +8,48 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+
+import pandas as pd
 
 from .analyze import Analysis, analyze
 from .choose_k import KSelection, choose_k
-from .cluster import Clustering, cluster
+from .cluster.stage import Clustering, cluster
 from .config import Config
-from .discover import ImageSet, discover
-from .embed import Embeddings, embed
-from .freshness import fingerprint
+from .discover import discover
+from .extract import Embeddings, extract
+from .freshness import fingerprint, versions
 from .maps import Map2D, project_2d
 from .reduce import Reduced, reduce
-from .render import Outputs, write_outputs
+from .report import Outputs, write_outputs
+from .report.findings import findings
+from .run import CacheUse, Dataset, Extraction, Images, Provenance, Run
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Result:
-    """Everything one run produced: each stage's result, the files written and the stage timings."""
+    """A finished run: the :class:`Run` record, the paths of its outputs, and the embeddings it was built from.
 
-    config: Config
-    images: ImageSet
-    embeddings: Embeddings
-    reduced: Reduced
-    k_selection: KSelection
-    clustering: Clustering
-    analysis: Analysis
-    layout: Map2D
+    The stage results are also attributes, as they were before the Run existed: ``config``, ``images`` (the
+    usable :class:`~reportgen.discover.ImageSet`), ``embeddings``, ``reduced``, ``k_selection``, ``clustering``,
+    ``analysis``, ``layout`` and ``timings``.
+    """
+
+    run: Run
     outputs: Outputs
-    timings: dict[str, float]
+    embeddings: Embeddings
+
+    config = property(lambda self: self.run.config)
+    images = property(lambda self: self.embeddings.images)
+    reduced = property(lambda self: self.run.reduction)
+    k_selection = property(lambda self: self.run.k_selection)
+    clustering = property(lambda self: self.run.clustering)
+    analysis = property(lambda self: self.run.analysis)
+    layout = property(lambda self: self.run.layout)
+    timings = property(lambda self: self.run.timings)
 
 
 def build_report(config: Config | str | os.PathLike[str], *, inputs: str | None = None, **options: object) -> Result:
@@ -51,7 +64,7 @@ def build_report(config: Config | str | os.PathLike[str], *, inputs: str | None 
 
     Returns
     -------
-    :class:`Result` with each stage's output and the paths written.
+    :class:`Result`: the :class:`Run` and the paths written.
     """
     config = Config.coerce(config, **options)
     timings: dict[str, float] = {}
@@ -61,7 +74,7 @@ def build_report(config: Config | str | os.PathLike[str], *, inputs: str | None 
     with _timed("discover", timings):
         images = discover(config)
     with _timed("embed", timings):
-        embeddings = embed(images, config)
+        embeddings = extract(images, config)
     with _timed("reduce", timings):
         reduced = reduce(embeddings.features, config)
     with _timed("choose_k", timings):
@@ -72,11 +85,84 @@ def build_report(config: Config | str | os.PathLike[str], *, inputs: str | None 
         analysis = analyze(embeddings, reduced, clustering, config)
     with _timed("map", timings):
         layout = project_2d(reduced, config)
-    with _timed("render", timings):
-        outputs = write_outputs(config, embeddings, reduced, k_selection, clustering, analysis, layout, timings, inputs)
 
-    return Result(
-        config, embeddings.images, embeddings, reduced, k_selection, clustering, analysis, layout, outputs, timings
+    run = assemble(config, embeddings, reduced, k_selection, clustering, analysis, layout, timings)
+    outputs = write_outputs(run, inputs)
+    return Result(run, outputs, embeddings)
+
+
+def assemble(
+    config: Config,
+    embeddings: Embeddings,
+    reduced: Reduced,
+    k_selection: KSelection,
+    clustering: Clustering,
+    analysis: Analysis,
+    layout: Map2D,
+    timings: dict[str, float],
+) -> Run:
+    """The Run record of the stage results: what every output reads."""
+    images = embeddings.images
+    dataset = Dataset(
+        title=config.title or f"Image clusters: {config.data_dir.resolve().name}",
+        name=config.data_dir.resolve().name,
+        labeled=images.labeled,
+        classes=images.classes,
+        n_images=len(images),
+        n_skipped=len(images.skipped),
+        skipped=images.skipped,
+        notes=(*embeddings.notes, *images.notes, *analysis.notes, *([layout.note] if layout.note else [])),
+    )
+    extraction = Extraction(
+        backbone=embeddings.backbone,
+        weights=embeddings.weights,
+        preprocessing=embeddings.preprocessing,
+        device=embeddings.device,
+        embedding_dim=int(embeddings.features.shape[1]),
+        cache=CacheUse(embeddings.n_computed, embeddings.n_cached),
+        has_predictions=embeddings.has_predictions,
+    )
+    # The silhouette over the images at the chosen K completes the K selection (it needs the final clusters).
+    k_selection = replace(k_selection, mean_silhouette=analysis.mean_silhouette)
+    return Run(
+        dataset=dataset,
+        extraction=extraction,
+        reduction=reduced,
+        chosen_k=clustering.k,
+        k_selection=k_selection,
+        clustering=clustering,
+        analysis=analysis,
+        provenance=Provenance(
+            seed=config.seed,
+            parameters=config.parameters(),
+            versions=versions(),
+            generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        ),
+        timings=dict(timings),
+        findings=findings(dataset, k_selection, analysis),
+        images=_images(embeddings, clustering, analysis),
+        layout=layout,
+        config=config,
+    )
+
+
+def _images(embeddings: Embeddings, clustering: Clustering, analysis: Analysis) -> Images:
+    """The per-image table: assignments.csv's columns and what the page shows of each image."""
+    within = pd.array([int(v) if v >= 0 else None for v in analysis.within_labels], dtype="Int64")
+    has_top = embeddings.top5_prob.shape[1] > 0
+    return Images(
+        path=embeddings.images.paths,
+        label=tuple(lbl or "" for lbl in embeddings.images.labels),
+        cluster=clustering.labels.astype(int),
+        within_cluster=within,
+        is_oddball=analysis.is_oddball.astype(bool),
+        distance=clustering.distances.astype(float).round(6),
+        top1_class=analysis.top1,
+        top1_prob=embeddings.top5_prob[:, 0].astype(float).round(6) if has_top else [float("nan")] * len(within),
+        top5_index=embeddings.top5_index,
+        top5_prob=embeddings.top5_prob,
+        categories=embeddings.categories,
+        thumbnails=embeddings.thumbnails,
     )
 
 

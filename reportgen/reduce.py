@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -30,9 +31,11 @@ log = logging.getLogger(__name__)
 class Reduced:
     """The clustering space: row ``i`` is image ``i`` of the embeddings."""
 
-    features: np.ndarray  # float32 N x n_components
+    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("explained_variance",)
+
+    features: np.ndarray = field(metadata={"json": False})  # float32 N x n_components
     n_components: int
-    explained_variance_ratio: np.ndarray  # per component
+    explained_variance_ratio: np.ndarray = field(metadata={"json": False})  # per component
     requested_dims: int
     power_norm: bool = True
 

@@ -9,7 +9,19 @@ import numpy as np
 from PIL import Image
 
 from reportgen.discover import ImageSet, Skipped
-from reportgen.embed import Embeddings
+from reportgen.extract import Embeddings
+
+SCHEMA = Path(__file__).resolve().parent.parent / "docs" / "summary.schema.json"
+
+
+def validate_summary(summary: dict) -> None:
+    """Fail unless ``summary`` follows docs/summary.schema.json."""
+    import json
+
+    import jsonschema
+
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.validate(summary, schema, cls=jsonschema.Draft202012Validator)
 
 
 def _jpeg(i: int) -> bytes:

@@ -49,19 +49,12 @@ def build_folder(name: str, root: Path) -> Path:
 
 def seed_cache(folder: Path, name: str, cache_dir: Path) -> None:
     """Put the stored vectors of ``name`` into an embedding cache for the files of ``folder``."""
-    from reportgen import backbones
-    from reportgen.cache import CacheEntry, EmbeddingCache, content_hash
-    from reportgen.images import load_rgb, thumbnail_jpeg
+    from reportgen.extract import seed_cache_entries
 
     stored = np.load(FIXTURES / f"{name}.npz", allow_pickle=False)
-    res = backbones.resolve(BACKBONE, None, True)
-    cache = EmbeddingCache(cache_dir, f"{res.spec.name}|{res.weights_id}|{res.spec.preprocessing.key}", res.spec.dim)
-    cache.save_categories(backbones.imagenet_categories())
-    for j, rel in enumerate(stored["paths"]):
-        path = folder / str(rel)
-        thumb = thumbnail_jpeg(load_rgb(path))
-        entry = CacheEntry(stored["features"][j], stored["top5_index"][j], stored["top5_prob"][j], thumb)
-        cache.put(content_hash(path), entry)
+    seed_cache_entries(
+        folder, cache_dir, BACKBONE, stored["paths"], stored["features"], stored["top5_index"], stored["top5_prob"]
+    )
 
 
 def cli_args(folder: Path, out: Path, cache_dir: Path) -> list[str]:

@@ -14,7 +14,7 @@ from conftest import make_image
 
 from reportgen.cli import main
 from reportgen.config import Config
-from reportgen.freshness import current_outputs, fingerprint
+from reportgen.freshness import STATE_FILE, current_outputs, fingerprint
 
 
 def _run(data: Path, out: Path, cache: Path, *extra: str) -> None:
@@ -45,7 +45,10 @@ def test_an_unchanged_rerun_keeps_the_outputs_and_says_so(
     for name in ("report.html", "assignments.csv", "summary.json"):  # shared files: the umask, not 0600
         assert (out / name).stat().st_mode & 0o777 == 0o666 & ~umask
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert len(summary["fingerprint"]) == 64 and set(summary["output_sha256"]) == {"report.html", "assignments.csv"}
+    assert not {"fingerprint", "output_sha256"} & set(summary)  # the rerun state is not a public output
+    state = json.loads((out / STATE_FILE).read_text(encoding="utf-8"))
+    assert len(state["fingerprint"]) == 64
+    assert set(state["output_sha256"]) == {"report.html", "assignments.csv", "summary.json"}
     capsys.readouterr()
     assert main([str(folder), "-o", str(out), "--backbone", "efficientnet-lite0", "--cache-dir", str(cache)]) == 0
     assert _written(out) == before
@@ -105,16 +108,18 @@ def test_fingerprint_follows_inputs_not_run_settings(folder: Path, tmp_path: Pat
     assert fingerprint(base) != same
 
 
-def test_no_outputs_or_a_broken_summary_means_build(folder: Path, tmp_path: Path) -> None:
+def test_no_outputs_or_a_broken_state_means_build(folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     config = Config(folder, out_dir=out, backbone="efficientnet-lite0")
     inputs = fingerprint(config)
     assert current_outputs(config, inputs) is None
     out.mkdir()
-    (out / "summary.json").write_text("{not json")
+    (out / STATE_FILE).write_text("{not json")
     assert current_outputs(config, inputs) is None
-    (out / "summary.json").write_text(json.dumps({"fingerprint": inputs}))
+    (out / STATE_FILE).write_text(json.dumps({"format": 2, "fingerprint": inputs}))
     assert current_outputs(config, inputs) is None  # no output digests
+    (out / STATE_FILE).write_text(json.dumps({"format": 2, "fingerprint": inputs, "output_sha256": {}}))
+    assert current_outputs(config, inputs) is None  # digests of nothing keep nothing
 
 
 def test_keeping_the_outputs_loads_no_scientific_library(folder: Path, tmp_path: Path) -> None:

@@ -14,12 +14,10 @@ import torchvision.io
 from badfiles import _photo, write_bad_files
 from PIL import Image
 
-from reportgen import inference
-from reportgen.backbones import get_spec
 from reportgen.config import Config
 from reportgen.discover import discover
-from reportgen.embed import embed
 from reportgen.errors import InvalidOptionError
+from reportgen.extract import decode, extract, resolve
 from reportgen.images import tensor_decodable_jpeg
 
 
@@ -44,7 +42,7 @@ def _embed(data: Path, decoder: str, **kw: object):  # noqa: ANN202
         progress=False,
         **kw,
     )
-    return embed(discover(cfg), cfg)
+    return extract(discover(cfg), cfg)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -66,8 +64,8 @@ def test_tensor_decoder_matches_pillow_and_skips_the_same_files(mixed: Path, wor
 
 def test_only_plain_complete_jpegs_take_the_tensor_path(mixed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     opened: list[str] = []
-    real = inference.load_rgb
-    monkeypatch.setattr(inference, "load_rgb", lambda path, **kw: opened.append(Path(path).name) or real(path, **kw))
+    real = decode.load_rgb
+    monkeypatch.setattr(decode, "load_rgb", lambda path, **kw: opened.append(Path(path).name) or real(path, **kw))
     _embed(mixed, "torchvision", workers=0)
     jpeg_names = {"cmyk.jpg", "truncated.jpg", "random-bytes.jpg", "png-named.jpg"}
     assert jpeg_names <= set(opened)  # refused by the header check: Pillow decodes them or says why not
@@ -100,18 +98,18 @@ def test_a_batch_the_tensor_decoder_refuses_is_decoded_one_by_one(
 
 
 def test_jpeg_decoder_choice(tmp_path: Path) -> None:
-    assert inference.pick_jpeg_decoder("auto", "cuda") == "torchvision"
-    assert inference.pick_jpeg_decoder("auto", "cpu") == "pillow"
-    assert inference.pick_jpeg_decoder("torchvision", "cpu") == "torchvision"
-    assert inference.pick_jpeg_decoder("pillow", "cuda") == "pillow"
+    assert decode.pick_jpeg_decoder("auto", "cuda") == "torchvision"
+    assert decode.pick_jpeg_decoder("auto", "cpu") == "pillow"
+    assert decode.pick_jpeg_decoder("torchvision", "cpu") == "torchvision"
+    assert decode.pick_jpeg_decoder("pillow", "cuda") == "pillow"
     with pytest.raises(InvalidOptionError, match="--jpeg-decoder must be auto, pillow or torchvision, got 'nvjpeg'"):
         Config(tmp_path, jpeg_decoder="nvjpeg")
 
 
 def test_tensor_preprocessing_equals_pillow_preprocessing_on_the_same_pixels() -> None:
-    prep = get_spec("efficientnet-lite0").preprocessing
+    prep = resolve("efficientnet-lite0", None, offline=True).preprocessing
     im = _photo(30, (300, 200))
-    from_pil = inference.preprocess(im, prep)
-    from_tensor = inference.preprocess(torch.from_numpy(np.array(im)).permute(2, 0, 1).contiguous(), prep)
+    from_pil = decode.preprocess(im, prep)
+    from_tensor = decode.preprocess(torch.from_numpy(np.array(im)).permute(2, 0, 1).contiguous(), prep)
     assert from_pil.shape == from_tensor.shape == (3, prep.crop, prep.crop)
     assert (from_pil - from_tensor).abs().mean() < 0.02  # Pillow and torch resize round differently

@@ -2,7 +2,8 @@
 
 The stored vectors are put in a fresh embedding cache, the real CLI runs, and assignments.csv must be
 byte-identical to the pinned one; summary.json must hold every pinned key with the same value (floats to
-1e-6: the rounding of a value may change, its meaning may not); the report must show the same sections.
+5e-5: some were written with 4 decimals and now have 6; a value's rounding may change, its meaning may not);
+the report must show the same sections.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 from pathlib import Path
 
 import pytest
+from helpers import validate_summary
 from pinned import FIXTURES, FOLDERS, build_folder, cli_args, section_ids, seed_cache, stable_summary
 
 from reportgen.cli import main
@@ -29,7 +31,7 @@ def _same(pinned: object, now: object, where: str) -> None:
         for j, (a, b) in enumerate(zip(pinned, now, strict=True)):
             _same(a, b, f"{where}[{j}]")
     elif isinstance(pinned, float) and not isinstance(now, bool):
-        assert isinstance(now, (int, float)) and math.isclose(pinned, now, abs_tol=1e-6), f"{where}: {now} != {pinned}"
+        assert isinstance(now, (int, float)) and math.isclose(pinned, now, abs_tol=5e-5), f"{where}: {now} != {pinned}"
     else:
         assert now == pinned, f"{where}: {now!r} != {pinned!r}"
 
@@ -45,5 +47,6 @@ def test_outputs_match_the_pinned_run(name: str, tmp_path: Path) -> None:
     expected = json.loads((FIXTURES / f"{name}.expected.json").read_text(encoding="utf-8"))
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["cache"]["computed"] == 0  # every vector came from the fixture
+    validate_summary(summary)
     _same(expected["summary"], stable_summary(summary), "summary")
     assert section_ids((out / "report.html").read_text(encoding="utf-8")) == expected["sections"]

@@ -20,17 +20,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import reportgen
-from reportgen import embed as embed_module
-from reportgen.backbones import BACKBONES
 from reportgen.cli import main
 from reportgen.config import Config
 from reportgen.discover import discover
-from reportgen.embed import embed
 from reportgen.errors import DecodeError
+from reportgen.extract import extract as embed
+from reportgen.extract import resolve, stage
+from reportgen.extract.decode import preprocess
 from reportgen.images import load_rgb
-from reportgen.inference import preprocess
 
-VOLATILE = {"timings", "generated", "cache", "device", "parameters", "output_sha256"}  # the page shows timings
+VOLATILE = {"timings", "generated", "cache", "device", "parameters"}  # the page shows timings
 
 
 def _cli(data: Path, out: Path, cache: Path, *extra: str) -> list[str]:
@@ -91,7 +90,7 @@ def test_odd_images_decode_as_expected(tmp_path: Path) -> None:
     assert load_rgb(d / "exif-rotated.jpg").size == (72, 96)
     tiff = load_rgb(d / "multipage.tiff")
     assert tiff.size == (96, 72) and tiff.mode == "RGB"
-    prep = BACKBONES["efficientnet-lite0"].preprocessing
+    prep = resolve("efficientnet-lite0", None, offline=True).preprocessing
     assert tuple(preprocess(load_rgb(d / "panorama-10000x10.png"), prep).shape) == (3, 224, 224)
     assert tuple(preprocess(load_rgb(d / "one-pixel.png"), prep).shape) == (3, 224, 224)
 
@@ -102,14 +101,14 @@ def test_unreadable_file_is_skipped(tmp_path: Path, labeled_dir: Path, monkeypat
     if os.geteuid() != 0:
         locked.chmod(0)
     else:  # root reads anything: make the read fail as it does for everyone else
-        real = embed_module.content_hash
+        real = stage.content_hash
 
         def denied(path: Path) -> str:
             if path == locked:
                 raise PermissionError(13, "Permission denied", str(path))
             return real(path)
 
-        monkeypatch.setattr(embed_module, "content_hash", denied)
+        monkeypatch.setattr(stage, "content_hash", denied)
     cfg = Config(data, backbone="efficientnet-lite0", cache_dir=tmp_path / "cache", progress=False)
     emb = embed(discover(cfg), cfg)
     assert {s.path: s.reason for s in emb.images.skipped} == {"circles/img_0.jpg": "permission denied"}
@@ -175,7 +174,7 @@ def test_a_class_with_one_image_is_not_split_and_the_report_says_so(tmp_path: Pa
     result = reportgen.build_report(
         data, out_dir=tmp_path / "out", backbone="efficientnet-lite0", cache_dir=tmp_path / "cache", progress=False
     )
-    assert "lonely" not in {w.label for w in result.analysis.within}
+    assert "lonely" not in {w.label for w in result.analysis.within_class}
     notes = json.loads(result.outputs.summary.read_text())["notes"]
     assert "class 'lonely' has 1 image: too few to split into 2" in notes
     assert "class folder 'empty' has no images and was ignored" in notes

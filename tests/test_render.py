@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -11,18 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import LABELED_SECTIONS, UNLABELED_SECTIONS
-from helpers import fake_embeddings
+from helpers import fake_embeddings, validate_summary
 from sklearn.datasets import make_blobs
 
-from reportgen import render
+from reportgen import report
 from reportgen.analyze import analyze
 from reportgen.choose_k import choose_k
-from reportgen.cluster import cluster
+from reportgen.cluster.stage import cluster
 from reportgen.config import Config
 from reportgen.discover import Skipped
-from reportgen.figures import CLUSTER_COLOURS
+from reportgen.fsutil import template_dir
 from reportgen.maps import project_2d
+from reportgen.pipeline import assemble
 from reportgen.reduce import reduce
+from reportgen.report.figures import CLUSTER_COLOURS
 
 HOSTILE_CLASS = "<script>alert(2)</script>"
 HOSTILE_FILE = "<img src=x onerror=alert(1)>.jpg"
@@ -43,7 +46,7 @@ class _Collect(HTMLParser):
 
 def _write(
     tmp_path: Path, labeled: bool = True, title: str | None = None, n: int = 8, max_report_mb: float = 15.0
-) -> tuple[render.Outputs, Config]:
+) -> tuple[report.Outputs, Config]:
     x, y = make_blobs(n_samples=[n, n, n], n_features=12, cluster_std=0.5, random_state=0)
     classes = np.array(["alpha", "beta", HOSTILE_CLASS])
     labels = [str(classes[v]) for v in y] if labeled else [None] * len(y)
@@ -58,7 +61,8 @@ def _write(
     analysis = analyze(emb, reduced, clus, config)
     timings = {"embed": 1.0}
     layout = project_2d(reduced, config)
-    return render.write_outputs(config, emb, reduced, sel, clus, analysis, layout, timings, "test-inputs"), config
+    run = assemble(config, emb, reduced, sel, clus, analysis, layout, timings)
+    return report.write_outputs(run, "test-inputs"), config
 
 
 def test_outputs_hold_the_same_results(tmp_path: Path) -> None:
@@ -84,6 +88,7 @@ def test_outputs_hold_the_same_results(tmp_path: Path) -> None:
     assert {r["cluster"] for r in rows} == {"0", "1", "2"}
     assert sum(summary["within_class"]["alpha"]["sizes"]) == 8
     assert set(summary["timings"]) == {"embed"}
+    validate_summary(summary)
 
 
 def test_report_has_every_section_and_fetches_nothing(tmp_path: Path) -> None:
@@ -120,7 +125,9 @@ def test_unlabeled_report_leaves_out_label_sections(tmp_path: Path) -> None:
     parser.feed(out.report.read_text(encoding="utf-8"))
     assert set(UNLABELED_SECTIONS) <= set(parser.ids)
     assert not {"count-matrix", "histograms", "oddballs", "shared", "within-class"} & set(parser.ids)
-    assert json.loads(out.summary.read_text())["metrics"] is None
+    summary = json.loads(out.summary.read_text())
+    assert summary["metrics"] is None and summary["n_outliers"] == len(summary["outliers"])
+    validate_summary(summary)
     rows = list(csv.DictReader(out.assignments.open()))
     assert {r["label"] for r in rows} == {""} and {r["within_cluster"] for r in rows} == {""}
 
@@ -129,18 +136,37 @@ def test_a_failed_render_keeps_the_previous_report(tmp_path: Path, monkeypatch: 
     out, _ = _write(tmp_path)
     before = out.report.read_bytes()
 
-    def boom(context: dict) -> str:
+    def boom(*args: object) -> str:
         raise RuntimeError("renderer crashed")
 
-    monkeypatch.setattr(render, "render_html", boom)
+    monkeypatch.setattr(report, "render_html", boom)
     with pytest.raises(RuntimeError):
         _write(tmp_path)
     assert out.report.read_bytes() == before
-    assert sorted(p.name for p in out.report.parent.iterdir()) == ["assignments.csv", "report.html", "summary.json"]
+    names = sorted(p.name for p in out.report.parent.iterdir())
+    assert names == [".reportgen-state.json", "assignments.csv", "report.html", "summary.json"]
+
+
+def test_a_failed_write_leaves_the_previous_set_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out, _ = _write(tmp_path)
+    before = {p.name: p.read_bytes() for p in out.report.parent.iterdir()}
+    real_fdopen = os.fdopen
+    opened = []
+
+    def fail_on_third(fd: int, *args: object, **kwargs: object):  # noqa: ANN202
+        opened.append(fd)
+        if len(opened) == 3:  # summary.json: the CSV and the page are already staged
+            raise OSError(28, "No space left on device")
+        return real_fdopen(fd, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fdopen", fail_on_third)
+    with pytest.raises(OSError):
+        _write(tmp_path, title="another title")
+    assert {p.name: p.read_bytes() for p in out.report.parent.iterdir()} == before  # no temporary file left
 
 
 def test_templates_ship_beside_the_code() -> None:
-    folder = render.template_dir()
+    folder = template_dir()
     assert (folder / "report.html").is_file() and (folder / "report.css").is_file()
     assert {p.name for p in (folder / "sections").glob("*.html")} >= {"summary.html", "oddballs.html"}
 
@@ -179,7 +205,7 @@ def test_size_budget_shrinks_thumbnails_and_says_so(tmp_path: Path) -> None:
 
 
 def test_one_palette_for_figures_css_and_js() -> None:
-    folder = render.template_dir()
+    folder = template_dir()
     js = (folder / "report.js").read_text()
     css = (folder / "report.css").read_text()
     palette = re.search(r"PALETTE = \[([^\]]*)\]", js, re.S).group(1)

@@ -34,7 +34,7 @@ def test_merged_class_is_ranked_first_and_split_back_into_its_halves(tmp_path: P
         offline=True,
     )
 
-    within = result.analysis.within
+    within = result.analysis.within_class
     assert within[0].label == "fishes+tools"
     assert within[0].meaningful and within[0].split_score > within[1].split_score
     merged = within[0]

@@ -12,7 +12,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, s
 
 from reportgen.analyze import analyze
 from reportgen.choose_k import _mean_rank, choose_k, disagreement
-from reportgen.cluster import cluster
+from reportgen.cluster.stage import cluster
 from reportgen.config import Config
 from reportgen.errors import InvalidOptionError
 from reportgen.reduce import directions, reduce
@@ -75,7 +75,7 @@ def test_choose_k_finds_four_blobs() -> None:
     assert sel.reason.startswith("K=4 has the best mean rank over the four criteria (0.0)")
     assert sel.candidates[0] == 4 and len(sel.candidates) == 2
     assert (sel.confidence, sel.agreement) == ("high", 1.0)
-    assert disagreement(sel) is None
+    assert sel.disagreement is None
     assert sel.curves["stability"][sel.ks.index(4)] == pytest.approx(1.0)
 
 
@@ -129,25 +129,27 @@ def test_analyze_counts_oddballs_shared_clusters_and_metrics() -> None:
         names[i] = "apple"  # apples that look like cats: cluster of cats shared with apples
     emb, c, a = _analysis(x, names, k=3)
 
-    assert a.counts is not None
-    assert a.counts.to_numpy().sum() == 60
-    assert list(a.counts.index) == ["apple", "bear", "cat"]
-    bear = next(s for s in a.spreads if s.label == "bear")
+    assert a.count_matrix is not None
+    assert a.count_matrix.counts.sum() == 60
+    assert a.count_matrix.classes == ("apple", "bear", "cat")
+    bear = next(s for s in a.class_spread if s.label == "bear")
     assert bear.size == 21 and bear.n_clusters == 2
     assert a.is_oddball[odd]
     bear_odd = next(o for o in a.oddballs if o.index == odd)
     assert bear_odd.d_cluster < bear_odd.d_class and len(bear_odd.neighbours) == 3
-    assert odd not in bear_odd.neighbours
+    assert odd not in [n.index for n in bear_odd.neighbours]
+    assert bear_odd.path == emb.images.paths[odd] and bear_odd.cluster_name == a.clusters[bear_odd.cluster].name
     assert a.is_oddball.sum() == len(a.oddballs)
     assert all(o.cluster != o.class_cluster and o.margin > 0 for o in a.oddballs)
     assert [o.margin for o in a.oddballs] == sorted((o.margin for o in a.oddballs), reverse=True)
-    cat_cluster = next(s.majority_cluster for s in a.spreads if s.label == "cat")
-    assert [(s.cluster, dict(s.classes)) for s in a.shared] == [(cat_cluster, {"cat": 12, "apple": 8})]
-    cat_part, apple_part = a.shared[0].parts
+    cat_cluster = next(s.majority_cluster for s in a.class_spread if s.label == "cat")
+    assert [(s.cluster, s.classes) for s in a.shared_clusters] == [(cat_cluster, {"cat": 12, "apple": 8})]
+    cat_part, apple_part = a.shared_clusters[0].parts
     assert len(cat_part) == len(apple_part) == 6
     assert {names[i] for i in cat_part} == {"cat"} and {names[i] for i in apple_part} == {"apple"}
     assert {int(c.labels[i]) for i in (*cat_part, *apple_part)} == {cat_cluster}
-    assert a.column_order == tuple(s.majority_cluster for s in a.spreads)  # each class's own cluster, in order
+    # each class's own cluster, in order
+    assert a.count_matrix.column_order == tuple(s.majority_cluster for s in a.class_spread)
     assert a.metrics.nmi == pytest.approx(normalized_mutual_info_score(names, c.labels))
     assert a.metrics.ari == pytest.approx(adjusted_rand_score(names, c.labels))
     assert a.metrics.purity == pytest.approx((19 + 20 + 12) / 60)  # the odd bear sits with 19 apples
@@ -157,8 +159,8 @@ def test_within_class_split_recovers_two_concepts() -> None:
     x, y = make_blobs(n_samples=[15, 15, 20], n_features=16, cluster_std=0.4, random_state=3)
     names = ["dome" if v < 2 else "tower" for v in y]  # "dome" is two concepts
     emb, _, a = _analysis(x, names, k=2, within_classes=("dome",))
-    assert [w.label for w in a.within] == ["dome"]
-    (w,) = a.within
+    assert [w.label for w in a.within_class] == ["dome"]
+    (w,) = a.within_class
     assert w.sizes == (15, 15)
     truth = [y[i] for i in w.indices]
     assert adjusted_rand_score(truth, w.sub_labels) == 1.0
@@ -170,7 +172,7 @@ def test_within_class_skips_tiny_classes_and_rejects_unknown_ones() -> None:
     x, y = make_blobs(n_samples=[10, 2], n_features=8, random_state=4)
     names = ["big" if v == 0 else "tiny" for v in y]
     _, _, a = _analysis(x, names, k=2)
-    assert [w.label for w in a.within] == ["big"]
+    assert [w.label for w in a.within_class] == ["big"]
     assert "class 'tiny' has 2 images: too few to split into 2" in a.notes
     with pytest.raises(
         InvalidOptionError, match=r"unknown class\(es\) 'nope' in --within-classes; classes are: big, tiny"
@@ -182,7 +184,7 @@ def test_unlabeled_analysis_has_no_label_parts() -> None:
     x, _ = _blobs(n=30, centers=3)
     _, _, a = _analysis(x, [None] * 30, k=3)
     assert not a.labeled
-    assert a.metrics is None and a.counts is None and a.oddballs == () and a.within == ()
+    assert a.metrics is None and a.count_matrix is None and a.oddballs == () and a.within_class == ()
     assert sum(c.size for c in a.clusters) == 30
 
 
@@ -192,7 +194,7 @@ def test_k_sweep_is_memoised_in_the_cache_folder(tmp_path, monkeypatch: pytest.M
     r = reduce(_blobs()[0], CFG)
     config = Config("/unused", k_max=8, cache_dir=tmp_path)
     first = choose_k(r, config)
-    monkeypatch.setattr(choose_k_module, "_kmeans", lambda *a: pytest.fail("the sweep ran again"))
+    monkeypatch.setattr(choose_k_module, "partition", lambda *a, **kw: pytest.fail("the sweep ran again"))
     assert choose_k(r, config) == first
     with pytest.raises(BaseException, match="the sweep ran again"):
         choose_k(r, Config("/unused", k_max=8, cache_dir=tmp_path, seed=1))  # another seed: another sweep
@@ -205,10 +207,10 @@ def test_split_score_calls_one_gaussian_blob_noise_and_two_blobs_real() -> None:
     x = np.vstack([blob, two]).astype(np.float32)
     names = ["blob"] * 40 + ["pair"] * 40
     _, _, a = _analysis(x, names, k=2)
-    score = {w.label: w for w in a.within}
+    score = {w.label: w for w in a.within_class}
     assert not score["blob"].meaningful and abs(score["blob"].split_score) < 2
     assert score["pair"].meaningful
-    assert [w.label for w in a.within] == ["pair", "blob"]  # ranked by split score
+    assert [w.label for w in a.within_class] == ["pair", "blob"]  # ranked by split score
 
 
 def test_unlabeled_outliers_are_far_from_their_cluster() -> None:
@@ -236,29 +238,31 @@ def test_disagreement_names_the_criteria_far_from_the_choice() -> None:
     r = reduce(_blobs(n=90, centers=3, std=2.5)[0], CFG)
     sel = choose_k(r, Config("/unused", k_max=9))
     far = {name: k for name, k in sel.picks.items() if k is not None and abs(k - sel.chosen_k) > 1}
-    text = disagreement(sel)
+    text = disagreement(sel.picks, sel.chosen_k)
+    assert sel.disagreement == text
     if far:
         assert text.startswith("The criteria disagree: ") and f"(chosen K={sel.chosen_k})" in text
         assert sel.confidence in ("medium", "low")
     else:
         assert text is None and sel.confidence == "high"
     forced = choose_k(r, Config("/unused", k=2, k_max=9))
-    assert disagreement(forced) is None and forced.confidence == "given"
+    assert forced.disagreement is None and forced.confidence == "given"
 
 
 def test_large_folder_paths_sample_and_minibatch_and_accept_float16_memmaps(
     tmp_path,
     monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
-    from reportgen import analyze as analyze_module
     from reportgen import choose_k as choose_k_module
-    from reportgen import cluster as cluster_module
     from reportgen import reduce as reduce_module
+    from reportgen.analyze import within as within_module
+    from reportgen.cluster import methods as methods_module
+    from reportgen.cluster import stage as stage_module
 
-    for module in (reduce_module, choose_k_module, cluster_module, analyze_module):
+    for module in (reduce_module, choose_k_module, methods_module, within_module):
         monkeypatch.setattr(module, "LARGE_N", 90)
     monkeypatch.setattr(reduce_module, "CHUNK", 64)
-    monkeypatch.setattr(cluster_module, "CHUNK", 64)
+    monkeypatch.setattr(stage_module, "CHUNK", 64)
     x, y = make_blobs(n_samples=[100, 100, 100], n_features=24, cluster_std=0.5, random_state=7)
     mm = np.lib.format.open_memmap(tmp_path / "f.npy", mode="w+", dtype=np.float16, shape=x.shape)
     mm[:] = x
@@ -275,7 +279,7 @@ def test_large_folder_paths_sample_and_minibatch_and_accept_float16_memmaps(
     names = ["a" if v == 0 else "b" for v in y]  # "b" is two blobs: its split is fitted on a sample
     emb = fake_embeddings(np.asarray(features, dtype=np.float32), names)
     a = analyze(emb, r, c, config)
-    b_split = next(w for w in a.within if w.label == "b")
+    b_split = next(w for w in a.within_class if w.label == "b")
     assert b_split.meaningful and sorted(b_split.sizes) == [100, 100]
 
 

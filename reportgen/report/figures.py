@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .choose_k import KSelection  # noqa: E402
+from ..choose_k import KSelection  # noqa: E402
 
 DPI = 110
 ACCENT = "#2b6cb0"
@@ -52,23 +52,25 @@ def to_data_uri(fig: Figure) -> str:
 
 def elbow_plot(sel: KSelection) -> str:
     """Inertia against K, with the knee and the chosen K marked."""
-    fig, ax = plt.subplots(figsize=(4.6, 3.2), layout="constrained")
-    ax.plot(sel.ks, sel.inertia, "o-", color=ACCENT, label="inertia")
-    if sel.elbow_k is not None:
-        ax.axvline(sel.elbow_k, color="#718096", linestyle="--", label=f"knee (K={sel.elbow_k})")
-    _mark_chosen(ax, sel, sel.inertia)
-    ax.set(xlabel="K (number of clusters)", ylabel="inertia (within-cluster sum of squares)", title="Elbow")
-    ax.legend(frameon=False, fontsize=8)
-    ax.set_xticks(sel.ks)
-    return to_data_uri(fig)
+    knee = (sel.elbow_k, f"knee (K={sel.elbow_k})") if sel.elbow_k is not None else None
+    return _curve(sel, sel.inertia, "inertia", "inertia (within-cluster sum of squares)", "Elbow", knee)
 
 
 def silhouette_plot(sel: KSelection) -> str:
     """Mean silhouette against K, with the chosen K marked."""
+    return _curve(sel, sel.silhouette, "mean silhouette", "mean silhouette", "Silhouette")
+
+
+def _curve(
+    sel: KSelection, values: tuple[float, ...], label: str, ylabel: str, title: str, line: tuple[int, str] | None = None
+) -> str:
+    """One criterion against K, the chosen K circled, and an optional dashed line at another K."""
     fig, ax = plt.subplots(figsize=(4.6, 3.2), layout="constrained")
-    ax.plot(sel.ks, sel.silhouette, "o-", color=ACCENT, label="mean silhouette")
-    _mark_chosen(ax, sel, sel.silhouette)
-    ax.set(xlabel="K (number of clusters)", ylabel="mean silhouette", title="Silhouette")
+    ax.plot(sel.ks, values, "o-", color=ACCENT, label=label)
+    if line is not None:
+        ax.axvline(line[0], color="#718096", linestyle="--", label=line[1])
+    _mark_chosen(ax, sel, values)
+    ax.set(xlabel="K (number of clusters)", ylabel=ylabel, title=title)
     ax.legend(frameon=False, fontsize=8)
     ax.set_xticks(sel.ks)
     return to_data_uri(fig)

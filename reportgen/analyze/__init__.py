@@ -1,0 +1,157 @@
+"""Stage 6: what the clusters say about the classes.
+
+Rules (also in the README):
+
+* A class's **majority cluster** is the cluster holding most of its images (ties: the lower cluster number).
+* An **oddball** is an image whose cluster is not its class's majority cluster. Each is measured by
+  ``d_class`` (distance to its class's centre, the mean of the class's images) and ``d_cluster`` (distance to
+  the centre of the cluster it joined), in the PCA space; oddballs are ranked by ``d_class - d_cluster``, how
+  much closer the image sits to the cluster it joined than to its own class.
+* A cluster is **shared** ("classes grouped together") when at least two classes each put at least
+  ``max(2, 20% of the cluster's size)`` images in it.
+* **Within-class** splits run K-means with ``within_k`` clusters on one class's images in the same space; a
+  class needs more than ``within_k`` images. The **split score** compares the split's mean silhouette with the
+  silhouettes the same K-means gets on structureless data: ``NULL_DRAWS`` samples from one Gaussian with the
+  class's own mean and covariance (same size, same spread, no groups). The score is the z-score of the real
+  silhouette against those; a split is **meaningful** when the score is at least ``MEANINGFUL_Z``. For classes
+  over ``SPLIT_SILHOUETTE_SAMPLE`` images, every one of those silhouettes is computed on a seeded sample of
+  that many (the same estimator for the real split and the null draws); the null draws have at most
+  ``NULL_MAX_POINTS`` points, and a class over ``sampling.LARGE_N`` images is split by K-means fitted on a
+  seeded sample of that many.
+* **Silhouettes per image** (the knife plot, each cluster's silhouette) use a seeded sample of
+  ``SILHOUETTE_SAMPLE`` images when there are more; images outside the sample have NaN.
+* **Outliers** (unlabeled folders, instead of oddballs): images farther from their cluster's centre than
+  Q3 + 3 IQR of that cluster's distances (Tukey's "far out" fence: distances to a centre are right-skewed, and
+  the usual 1.5 IQR flags ordinary images), for clusters of at least 4 images.
+* **Purity** is the share of images that belong to their cluster's most common class.
+* The count matrix's columns are shown in the order that best matches the classes (Hungarian matching of
+  classes to clusters on the counts), unmatched clusters last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..cluster.stage import Clustering
+from ..config import Config
+from ..extract import Embeddings
+from ..reduce import Reduced
+from ..schema import keyed_by, no_json
+from .clusters import DETAILED, Neighbours, cluster_infos, outliers, silhouettes
+from .labels import compare_with_labels
+from .records import (
+    ClassSpread,
+    ClusterInfo,
+    CountMatrix,
+    Metrics,
+    Oddball,
+    Outlier,
+    SharedCluster,
+    WithinClass,
+)
+from .within import split_classes
+
+__all__ = ["DETAILED", "Analysis", "analyze"]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the report shows about the clustering; label-based parts are empty when unlabeled.
+
+    ``oddballs`` and ``outliers`` hold the first ``DETAILED`` (most odd first) with their neighbours;
+    ``n_oddballs``/``n_outliers`` and ``is_oddball`` count and mark every one.
+    """
+
+    metrics: Metrics | None
+    clusters: tuple[ClusterInfo, ...]
+    count_matrix: CountMatrix | None
+    class_spread: tuple[ClassSpread, ...] = keyed_by("label")
+    n_oddballs: int
+    n_outliers: int
+    oddballs: tuple[Oddball, ...]
+    outliers: tuple[Outlier, ...]
+    shared_clusters: tuple[SharedCluster, ...]
+    within_class: tuple[WithinClass, ...] = keyed_by("label")  # highest split score first
+    labeled: bool = no_json()
+    top1: tuple[str, ...] = no_json()  # each image's top-1 ImageNet class ("" without a classifier head)
+    silhouettes: np.ndarray | None = no_json()  # per image, NaN outside the sample (None when K < 2)
+    mean_silhouette: float | None = no_json()
+    is_oddball: np.ndarray = no_json()  # bool N: an oddball (labeled) or an outlier (unlabeled)
+    within_labels: np.ndarray = no_json()  # int N, -1 where the image's class was not split
+    notes: tuple[str, ...] = no_json()
+
+
+def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, config: Config) -> Analysis:
+    """Compare clusters with classes, find oddballs or outliers, and split classes.
+
+    Parameters
+    ----------
+    embeddings : images, labels and top-5 predictions.
+    reduced : the clustering space.
+    clustering : the global clusters.
+    config : ``within_k``, ``within_classes`` and ``seed`` are read.
+
+    Returns
+    -------
+    :class:`Analysis`, by the rules in this package's docstring.
+    """
+    images = embeddings.images
+    n = len(images)
+    x = reduced.features
+    top1 = (
+        tuple(embeddings.categories[i] for i in embeddings.top5_index[:, 0])
+        if embeddings.has_predictions
+        else ("",) * n
+    )
+    per_image = silhouettes(x, clustering.labels, clustering.k, config.seed)
+    neighbours = Neighbours(x, images)
+    clusters = cluster_infos(clustering, x, top1, images, per_image)
+    mean = None if per_image is None else float(np.nanmean(per_image))
+    if not images.labeled:
+        found = outliers(clustering, clusters, neighbours, embeddings)
+        is_outlier = np.zeros(n, dtype=bool)
+        is_outlier[[o.index for o in found]] = True
+        return Analysis(
+            metrics=None,
+            clusters=clusters,
+            count_matrix=None,
+            class_spread=(),
+            n_oddballs=0,
+            n_outliers=len(found),
+            oddballs=(),
+            outliers=tuple(found[:DETAILED]),
+            shared_clusters=(),
+            within_class=(),
+            labeled=False,
+            top1=top1,
+            silhouettes=per_image,
+            mean_silhouette=mean,
+            is_oddball=is_outlier,
+            within_labels=np.full(n, -1),
+            notes=(),
+        )
+
+    compared = compare_with_labels(embeddings, x, clustering, clusters, neighbours)
+    notes: list[str] = []
+    within, within_labels = split_classes(images, x, top1, config, notes)
+    return Analysis(
+        metrics=compared.metrics,
+        clusters=clusters,
+        count_matrix=compared.count_matrix,
+        class_spread=compared.spreads,
+        n_oddballs=len(compared.oddballs),
+        n_outliers=0,
+        oddballs=tuple(compared.oddballs[:DETAILED]),
+        outliers=(),
+        shared_clusters=compared.shared,
+        within_class=within,
+        labeled=True,
+        top1=top1,
+        silhouettes=per_image,
+        mean_silhouette=mean,
+        is_oddball=compared.is_oddball,
+        within_labels=within_labels,
+        notes=tuple(notes),
+    )

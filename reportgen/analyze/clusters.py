@@ -1,0 +1,149 @@
+"""Per-cluster facts that need no labels: silhouettes, names, typical members, neighbours and outliers."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+from sklearn.metrics import silhouette_samples
+from sklearn.neighbors import NearestNeighbors
+
+from ..cluster.stage import Clustering
+from ..discover import ImageSet
+from ..extract import Embeddings
+from ..reduce import directions
+from ..sampling import seeded_sample
+from .records import ClusterInfo, Neighbour, Outlier, Share
+
+MONTAGE_SIZE = 12
+N_NEIGHBOURS = 3
+SILHOUETTE_SAMPLE = 10_000
+# Oddballs and outliers whose 3 nearest images are found (the report shows 60; summary.json keeps these).
+DETAILED = 200
+TUKEY = 3.0
+OUTLIER_MIN_CLUSTER = 4
+
+
+class Neighbours:
+    """The nearest other images of an image, in the clustering space."""
+
+    def __init__(self, x: np.ndarray, images: ImageSet) -> None:
+        self.x = x
+        self.images = images
+        self.index = NearestNeighbors(n_neighbors=min(N_NEIGHBOURS + 1, len(x))).fit(x)
+
+    def of(self, i: int) -> tuple[int, ...]:
+        """Indices of the ``N_NEIGHBOURS`` images nearest image ``i``, nearest first."""
+        idx = self.index.kneighbors(self.x[i : i + 1], return_distance=False)[0]
+        return tuple(int(j) for j in idx if j != i)[:N_NEIGHBOURS]
+
+    def records(self, i: int) -> tuple[Neighbour, ...]:
+        return tuple(Neighbour(self.images.paths[j], self.images.labels[j], j) for j in self.of(i))
+
+
+def silhouettes(x: np.ndarray, labels: np.ndarray, k: int, seed: int) -> np.ndarray | None:
+    """Per-image silhouettes, on a seeded sample of ``SILHOUETTE_SAMPLE`` images when there are more.
+
+    Measured on :func:`reduce.directions`, as the silhouette curve of the K choice is, so the two agree.
+    """
+    n = len(x)
+    if not 2 <= k <= n - 1:
+        return None
+    sample = seeded_sample(n, SILHOUETTE_SAMPLE, seed)
+    if len(np.unique(labels[sample])) < 2:
+        return None
+    values = np.full(n, np.nan)
+    values[sample] = silhouette_samples(directions(x[sample]), labels[sample])
+    return values
+
+
+def top_shares(names: list[str], limit: int = 3) -> tuple[Share, ...]:
+    """The ``limit`` most common of ``names`` with their shares (empty names, from a headless model, skipped)."""
+    names = [name for name in names if name]
+    total = len(names)
+    return tuple(Share(name, count / total) for name, count in Counter(names).most_common(limit)) if total else ()
+
+
+def nearest(members: np.ndarray, x: np.ndarray, centre: np.ndarray, limit: int = MONTAGE_SIZE) -> tuple[int, ...]:
+    """The ``limit`` of ``members`` nearest ``centre``, nearest first (ties: lower index)."""
+    dist = np.linalg.norm(x[members] - centre, axis=1)
+    order = np.lexsort((members, dist))
+    return tuple(int(members[j]) for j in order[:limit])
+
+
+def cluster_infos(
+    clustering: Clustering, x: np.ndarray, top1: tuple[str, ...], images: ImageSet, per_image: np.ndarray | None
+) -> tuple[ClusterInfo, ...]:
+    """Each cluster's size, name, most common predictions and classes, and its most typical members."""
+    out = []
+    for c in range(clustering.k):
+        members = np.flatnonzero(clustering.labels == c)
+        preds = top_shares([top1[i] for i in members])
+        name = f"{preds[0].name} — {preds[0].share:.0%}" if preds else f"cluster {c}" if len(members) else "empty"
+        classes = dict(Counter(images.labels[i] for i in members).most_common()) if images.labeled else {}
+        typical = nearest(members, x, clustering.centers[c])
+        out.append(
+            ClusterInfo(
+                cluster=c,
+                name=name,
+                size=len(members),
+                silhouette=_nanmean(per_image[members]) if per_image is not None else None,
+                top_predictions=preds,
+                classes=classes,
+                montage=tuple(images.paths[i] for i in typical),
+                nearest=typical,
+            )
+        )
+    return tuple(out)
+
+
+def outliers(
+    clustering: Clustering, clusters: tuple[ClusterInfo, ...], neighbours: Neighbours, embeddings: Embeddings
+) -> list[Outlier]:
+    """Images beyond their cluster's Tukey fence, farthest beyond first; neighbours for the first ``DETAILED``."""
+    found = []
+    for c in range(clustering.k):
+        members = np.flatnonzero(clustering.labels == c)
+        if len(members) < OUTLIER_MIN_CLUSTER:
+            continue
+        d = clustering.distances[members]
+        q1, q3 = np.percentile(d, [25, 75])
+        fence = float(q3 + TUKEY * (q3 - q1))
+        found.extend((int(i), c, float(clustering.distances[i]), fence) for i in members[d > fence])
+    found.sort(key=lambda o: (-(o[2] - o[3]), o[0]))
+    paths = embeddings.images.paths
+    out = []
+    for rank, (i, c, distance, fence) in enumerate(found):
+        near = neighbours.of(i) if rank < DETAILED else ()
+        out.append(
+            Outlier(
+                path=paths[i],
+                cluster=c,
+                cluster_name=clusters[c].name,
+                distance=distance,
+                threshold=fence,
+                neighbours=tuple(paths[j] for j in near),
+                top_predictions=top_predictions(embeddings, i),
+                index=i,
+                neighbour_index=near,
+            )
+        )
+    return out
+
+
+def top_predictions(embeddings: Embeddings, i: int, n: int = 3) -> tuple[tuple[str, float], ...]:
+    """Image ``i``'s ``n`` most probable ImageNet classes with their probabilities."""
+    return predictions_of(embeddings.top5_index, embeddings.top5_prob, embeddings.categories, i, n)
+
+
+def predictions_of(
+    top5_index: np.ndarray, top5_prob: np.ndarray, categories: tuple[str, ...], i: int, n: int = 3
+) -> tuple[tuple[str, float], ...]:
+    """Row ``i``'s ``n`` most probable classes with their probabilities (rounded to 6 decimals)."""
+    pairs = zip(top5_index[i, :n], top5_prob[i, :n], strict=True)
+    return tuple((categories[j], round(float(p), 6)) for j, p in pairs)
+
+
+def _nanmean(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else None

@@ -1,0 +1,137 @@
+"""The records of the analysis stage, shaped as summary.json shows them (see :mod:`reportgen.run`).
+
+Image indices that the page needs for thumbnails are kept beside the paths, left out of the JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..schema import no_json
+
+
+@dataclass(frozen=True)
+class Share:
+    """A name (an ImageNet class) and the share of images whose top-1 prediction it is."""
+
+    name: str = field(metadata={"key": "class"})
+    share: float
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """One global cluster: its size, name, most common predictions and most typical members."""
+
+    cluster: int
+    name: str  # "<most common top-1 prediction> — <share that agrees>"
+    size: int
+    silhouette: float | None  # mean silhouette of its members
+    top_predictions: tuple[Share, ...]
+    classes: dict[str, int]  # class -> images in the cluster, most common first (labeled only)
+    montage: tuple[str, ...]  # paths of the images nearest the centre, nearest first
+    nearest: tuple[int, ...] = no_json()  # their indices
+
+
+@dataclass(frozen=True)
+class ClassSpread:
+    """How one class spreads over the clusters."""
+
+    label: str
+    size: int
+    majority_cluster: int
+    majority_share: float
+    n_clusters: int  # clusters holding at least one of its images
+    counts: tuple[int, ...] = no_json()  # per cluster (the count matrix's row)
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    path: str
+    label: str | None
+    index: int = no_json()
+
+
+@dataclass(frozen=True)
+class Oddball:
+    """An image that landed away from its class's majority cluster."""
+
+    path: str
+    label: str
+    cluster: int
+    cluster_name: str
+    class_cluster: int
+    d_class: float  # distance to the class centre
+    d_cluster: float  # distance to the centre of the cluster it joined
+    margin: float  # d_class - d_cluster: how much closer it sits to the cluster it joined
+    neighbours: tuple[Neighbour, ...]  # nearest other images, nearest first
+    top_predictions: tuple[tuple[str, float], ...]
+    index: int = no_json()
+
+
+@dataclass(frozen=True)
+class Outlier:
+    """An image unusually far from its own cluster's centre (unlabeled folders)."""
+
+    path: str
+    cluster: int
+    cluster_name: str
+    distance: float
+    threshold: float  # the cluster's Tukey fence
+    neighbours: tuple[str, ...]  # paths of the nearest other images
+    top_predictions: tuple[tuple[str, float], ...]
+    index: int = no_json()
+    neighbour_index: tuple[int, ...] = no_json()
+
+
+@dataclass(frozen=True)
+class SharedCluster:
+    """A cluster that several classes share, with each class's count and most typical images in it."""
+
+    cluster: int
+    name: str
+    classes: dict[str, int]
+    parts: tuple[tuple[int, ...], ...] = no_json()  # per class: its images in the cluster nearest the centre
+
+
+@dataclass(frozen=True)
+class NullSilhouette:
+    mean: float
+    sd: float
+
+
+@dataclass(frozen=True)
+class WithinClass:
+    """A class split into ``k`` sub-clusters, and whether the split is more than noise."""
+
+    label: str
+    k: int
+    sizes: tuple[int, ...]
+    silhouette: float
+    null_silhouette: NullSilhouette  # the same split's silhouette on structureless data of the same shape
+    split_score: float  # z-score of ``silhouette`` against ``null_silhouette``
+    meaningful: bool
+    top_predictions: tuple[tuple[Share, ...], ...]  # per sub-cluster
+    indices: tuple[int, ...] = no_json()  # image indices of the class
+    sub_labels: tuple[int, ...] = no_json()  # sub-cluster of each of ``indices``
+    nearest: tuple[tuple[int, ...], ...] = no_json()  # per sub-cluster, image indices nearest its centre
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Agreement between the clusters and the folder labels."""
+
+    nmi: float
+    ari: float
+    purity: float
+
+
+@dataclass(frozen=True)
+class CountMatrix:
+    """Images of each class (rows) in each cluster (columns)."""
+
+    classes: tuple[str, ...]
+    clusters: tuple[int, ...]
+    counts: np.ndarray  # int, classes x clusters
+    column_order: tuple[int, ...]  # clusters in the order that best matches the classes

@@ -1,0 +1,101 @@
+"""Within-class splits: each class clustered on its own, scored against structureless data of its shape."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import silhouette_score
+
+from ..cluster import N_INIT, kmeans, renumber_by_size
+from ..config import Config
+from ..discover import ImageSet
+from ..errors import InvalidOptionError
+from ..sampling import LARGE_N, seeded_sample
+from .clusters import nearest, top_shares
+from .records import NullSilhouette, WithinClass
+
+NULL_DRAWS = 20
+NULL_N_INIT = 3
+MEANINGFUL_Z = 2.0
+SPLIT_SILHOUETTE_SAMPLE = 1000
+NULL_MAX_POINTS = 2_000
+
+
+def split_classes(
+    images: ImageSet, x: np.ndarray, top1: tuple[str, ...], config: Config, notes: list[str]
+) -> tuple[tuple[WithinClass, ...], np.ndarray]:
+    """Split each chosen class into ``config.within_k``; the splits (highest score first) and each image's
+    sub-cluster (-1 where its class was not split). Classes too small to split add a sentence to ``notes``."""
+    classes = images.classes
+    y = np.array(images.labels, dtype=object)
+    chosen = config.within_classes if config.within_classes is not None else classes
+    unknown = [c for c in chosen if c not in classes]
+    if unknown:
+        raise InvalidOptionError(
+            f"unknown class(es) {', '.join(repr(c) for c in unknown)} in --within-classes; "
+            f"classes are: {', '.join(classes)}"
+        )
+    k = config.within_k
+    within_labels = np.full(len(y), -1)
+    results = []
+    for cls in chosen:
+        idx = np.flatnonzero(y == cls)
+        xs = x[idx]
+        n_distinct = len(np.unique(xs.round(6), axis=0))
+        if len(idx) <= k or n_distinct <= k:
+            notes.append(
+                f"class '{cls}' has {len(idx)} image{'s' if len(idx) != 1 else ''}"
+                f"{f' ({n_distinct} distinct)' if n_distinct < len(idx) else ''}: too few to split into {k}"
+            )
+            continue
+        raw, sil = split_silhouette(xs, k, config.seed)
+        centres = np.stack([xs[raw == j].mean(axis=0) for j in range(k)])
+        sub, centres = renumber_by_size(raw, centres)
+        within_labels[idx] = sub
+        null = null_silhouettes(xs[seeded_sample(len(xs), NULL_MAX_POINTS, config.seed)], k, config.seed)
+        sd = float(null.std(ddof=1)) if len(null) > 1 else 0.0
+        score = (sil - float(null.mean())) / max(sd, 1e-9)
+        results.append(
+            WithinClass(
+                label=cls,
+                k=k,
+                sizes=tuple(int(s) for s in np.bincount(sub, minlength=k)),
+                silhouette=sil,
+                null_silhouette=NullSilhouette(float(null.mean()), sd),
+                split_score=float(score),
+                meaningful=bool(score >= MEANINGFUL_Z),
+                top_predictions=tuple(top_shares([top1[i] for i in idx[sub == j]]) for j in range(k)),
+                indices=tuple(int(i) for i in idx),
+                sub_labels=tuple(int(s) for s in sub),
+                nearest=tuple(nearest(idx[sub == j], x, centres[j]) for j in range(k)),
+            )
+        )
+    results.sort(key=lambda w: (-w.split_score, w.label))
+    return tuple(results), within_labels
+
+
+def split_silhouette(xs: np.ndarray, k: int, seed: int, n_init: int = N_INIT) -> tuple[np.ndarray, float]:
+    """K-means sub-cluster labels and their mean silhouette (K-means fitted on a seeded sample past
+    ``sampling.LARGE_N`` rows, the rest assigned to its centres)."""
+    fit = seeded_sample(len(xs), LARGE_N, seed)
+    km = kmeans(k, seed, n_init=n_init).fit(xs[fit])
+    labels = km.labels_ if len(fit) == len(xs) else km.predict(xs)
+    sample = min(len(xs), SPLIT_SILHOUETTE_SAMPLE)
+    return labels, float(silhouette_score(xs, labels, sample_size=sample, random_state=seed))
+
+
+def null_silhouettes(xs: np.ndarray, k: int, seed: int, draws: int = NULL_DRAWS) -> np.ndarray:
+    """Silhouettes of the same K-means on ``draws`` structureless samples shaped like ``xs``.
+
+    Each sample has as many points as ``xs``, drawn from one Gaussian with the mean and covariance of ``xs``
+    (through its SVD, so it works when there are fewer points than dimensions).
+    """
+    rng = np.random.default_rng(seed)
+    n = len(xs)
+    centred = xs - xs.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    scale = s / np.sqrt(max(n - 1, 1))
+    out = []
+    for d in range(draws):
+        sample = xs.mean(axis=0) + (rng.standard_normal((n, len(s))) * scale) @ vt
+        out.append(split_silhouette(sample, k, seed + d, NULL_N_INIT)[1])
+    return np.array(out)

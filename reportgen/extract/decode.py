@@ -1,0 +1,187 @@
+"""Image files to model input: decoding in DataLoader workers, preprocessing, and batched tensor JPEG decoding.
+
+Imported only when some image needs computing, so a fully cached rerun never imports torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.transforms.v2 import functional as TF
+
+from ..errors import DecodeError
+from ..images import THUMBNAIL_QUALITY, load_rgb, tensor_decodable_jpeg, thumbnail_jpeg, thumbnail_size
+from .base import Preprocessing
+
+log = logging.getLogger(__name__)
+
+MAX_ASPECT = 4.0
+
+
+def pick_jpeg_decoder(requested: str, device: str) -> str:
+    """``pillow`` or ``torchvision`` for ``--jpeg-decoder``; ``auto`` decodes JPEGs on the GPU when the model
+    runs there (nvJPEG: the CPU decoder is the bottleneck of a GPU run), else with Pillow."""
+    if requested != "auto":
+        return requested
+    return "torchvision" if device == "cuda" else "pillow"
+
+
+class Item(NamedTuple):
+    """One decoded image (``pixels`` preprocessed, ``thumbnail`` made), or a JPEG's raw bytes still to decode
+    on the model's device (``raw``), or a failure (``reason``)."""
+
+    key: str
+    rel: str
+    pixels: torch.Tensor | None = None
+    thumbnail: bytes = b""
+    raw: torch.Tensor | None = None
+    reason: str | None = None
+
+
+class Batch(NamedTuple):
+    """What the DataLoader gives for one batch of :class:`Item`."""
+
+    keys: list[str]
+    pixels: torch.Tensor | None  # N x 3 x crop x crop, decoded on the CPU
+    thumbnails: list[bytes]
+    raw: list[Item]  # JPEGs for the tensor decoder
+    failed: list[tuple[str, str]]
+
+
+class DecodeDataset(Dataset):
+    """Decodes, preprocesses and thumbnails one image per item; a failure becomes a reason, not an error.
+
+    With ``raw_jpegs``, a JPEG that the tensor decoder can take is passed on as its file's bytes instead.
+    """
+
+    def __init__(self, root: Path, items: list[tuple[str, str]], prep: Preprocessing, raw_jpegs: bool) -> None:
+        self.root = root
+        self.items = items
+        self.prep = prep
+        self.raw_jpegs = raw_jpegs
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Item:
+        key, rel = self.items[i]
+        if self.raw_jpegs:
+            try:
+                data = (self.root / rel).read_bytes()
+            except OSError:
+                data = b""  # load_rgb below says why
+            if tensor_decodable_jpeg(data):
+                return Item(key, rel, raw=torch.frombuffer(bytearray(data), dtype=torch.uint8))
+        return _decode_with_pillow(self.root, key, rel, self.prep)
+
+
+def _decode_with_pillow(root: Path, key: str, rel: str, prep: Preprocessing) -> Item:
+    """The decoded, preprocessed and thumbnailed image, or the reason it cannot be used."""
+    try:
+        im = load_rgb(root / rel, draft_size=prep.resize)
+        return Item(key, rel, pixels=preprocess(im, prep), thumbnail=thumbnail_jpeg(im))
+    except DecodeError as exc:
+        return Item(key, rel, reason=str(exc))
+
+
+def preprocess(im: Image.Image | torch.Tensor, prep: Preprocessing) -> torch.Tensor:
+    """The backbone's input tensor (3 x crop x crop) for one RGB PIL image or uint8 3 x H x W tensor.
+
+    The center crop only ever keeps a square from the middle, so an extreme panorama (10000 x 10) is first
+    cut to ``MAX_ASPECT`` times its short side: the same pixels reach the model without resizing the short side
+    to ``prep.resize`` and the long side to hundreds of thousands of pixels. A tensor is processed on its own
+    device with the same operations.
+    """
+    h, w = (im.shape[-2], im.shape[-1]) if isinstance(im, torch.Tensor) else (im.size[1], im.size[0])
+    short = min(w, h)
+    if max(w, h) > MAX_ASPECT * short:
+        side = int(MAX_ASPECT * short)
+        im = TF.center_crop(im, [min(h, side), min(w, side)])
+    im = TF.resize(im, [prep.resize], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    im = TF.center_crop(im, [prep.crop])
+    x = im if isinstance(im, torch.Tensor) else TF.pil_to_tensor(im)
+    x = TF.to_dtype(x, torch.float32, scale=True)
+    return TF.normalize(x, list(prep.mean), list(prep.std))
+
+
+def collate(items: list[Item]) -> Batch:
+    """The DataLoader's ``collate_fn``: stack the decoded images, pass raw JPEGs and failures on."""
+    ok = [b for b in items if b.pixels is not None]
+    return Batch(
+        keys=[b.key for b in ok],
+        pixels=torch.stack([b.pixels for b in ok]) if ok else None,
+        thumbnails=[b.thumbnail for b in ok],
+        raw=[b for b in items if b.raw is not None],
+        failed=[(b.key, b.reason) for b in items if b.reason is not None],
+    )
+
+
+class Decoded(NamedTuple):
+    """What :func:`decode_jpegs` gives for one batch of raw JPEGs."""
+
+    keys: list[str]
+    pixels: torch.Tensor | None  # on the model's device
+    thumbnails: list[bytes]
+    failed: list[tuple[str, str]]
+    refused: int  # JPEGs the tensor decoder refused, decoded (or skipped) by Pillow instead
+
+
+def decode_jpegs(items: list[Item], root: Path, prep: Preprocessing, device: str) -> Decoded:
+    """Decode raw JPEG items on ``device`` in one batched call, preprocess and thumbnail them there.
+
+    Returns keys, the input batch (on ``device``), JPEG thumbnails and failures. EXIF orientation is applied
+    as Pillow's path applies it. When the batched call fails (one bad file fails them all) each image is decoded
+    alone, and one the tensor decoder refuses goes through Pillow, which either decodes it or says why not.
+    """
+    with warnings.catch_warnings():
+        # torchvision 0.29 marks its image codecs deprecated in favour of TorchCodec; they are what ships today
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _decode_jpegs(items, root, prep, device)
+
+
+def _decode_jpegs(items: list[Item], root: Path, prep: Preprocessing, device: str) -> Decoded:
+    """:func:`decode_jpegs` without the warning filter."""
+    from torchvision.io import ImageReadMode, decode_jpeg, encode_jpeg
+
+    def one(item: Item) -> torch.Tensor | None:
+        try:
+            return decode_jpeg(item.raw, mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True)
+        except RuntimeError:
+            return None
+
+    try:
+        images = decode_jpeg([b.raw for b in items], mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True)
+    except RuntimeError:
+        images = [one(b) for b in items]
+    keys: list[str] = []
+    pixels: list[torch.Tensor] = []
+    small: list[torch.Tensor] = []
+    thumbs: list[bytes | None] = []
+    failed: list[tuple[str, str]] = []
+    refused = 0
+    for item, img in zip(items, images, strict=True):
+        if img is None:  # refused by the tensor decoder: Pillow decodes it or gives the reason
+            log.debug("%s: refused by torchvision's JPEG decoder on %s, decoding with Pillow", item.rel, device)
+            refused += 1
+            fallback = _decode_with_pillow(root, item.key, item.rel, prep)
+            if fallback.pixels is None:
+                failed.append((item.key, fallback.reason or "cannot decode"))
+                continue
+            keys.append(item.key)
+            pixels.append(fallback.pixels.to(device))
+            thumbs.append(fallback.thumbnail)
+            continue
+        keys.append(item.key)
+        pixels.append(preprocess(img, prep))
+        w, h = thumbnail_size(img.shape[-1], img.shape[-2])
+        small.append(TF.resize(img, [h, w], interpolation=TF.InterpolationMode.BILINEAR, antialias=True))
+        thumbs.append(None)
+    encoded = iter(encode_jpeg(small, quality=THUMBNAIL_QUALITY) if small else [])
+    thumbnails = [t if t is not None else next(encoded).cpu().numpy().tobytes() for t in thumbs]
+    return Decoded(keys, torch.stack(pixels) if pixels else None, thumbnails, failed, refused)

@@ -1,0 +1,239 @@
+"""The report's sections: each one object (id, title, when it applies, its context, its partial) in one list.
+
+The page shows the sections in :data:`SECTIONS` order, each one that applies to the Run, with a table of
+contents built from the same list. A section is::
+
+    Section(id="sizes", title="Cluster sizes", template="sections/sizes.html",
+            applies=lambda run: run.chosen_k > 1,
+            context=lambda run, page: {"largest": run.analysis.clusters[0]},
+            images=lambda run: run.analysis.clusters[0].nearest)
+
+``context`` returns what its partial reads as ``c`` (besides ``run``, ``report`` and ``page``); ``images``
+lists the image indices it shows as tiles, so that the size budget counts them and the viewer has their
+details before anything is drawn. Its partial is a ``<section id="...">`` under ``templates/sections/``; a
+section registered from outside the package gives its partial's absolute path. :func:`register_section` adds
+one before or after a named section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..choose_k import LABELS
+
+if TYPE_CHECKING:
+    from ..run import Run
+    from .page import Page
+
+ODDBALLS_SHOWN = 60
+TYPICAL_SHOWN = 3
+
+
+def _always(run: Run) -> bool:
+    return True
+
+
+def _nothing(run: Run, page: Page) -> dict[str, Any]:
+    return {}
+
+
+def _no_images(run: Run) -> Iterable[int]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the report (see the module docstring)."""
+
+    id: str
+    title: str
+    template: str
+    applies: Callable[[Run], bool] = _always
+    context: Callable[[Run, Page], dict[str, Any]] = _nothing
+    images: Callable[[Run], Iterable[int]] = _no_images
+
+
+def _labeled(run: Run) -> bool:
+    return run.dataset.labeled
+
+
+def _unlabeled(run: Run) -> bool:
+    return not run.dataset.labeled
+
+
+# ------------------------------------------------------------------------------------------- choose K
+
+
+def _choose_k(run: Run, page: Page) -> dict[str, Any]:
+    sel, analysis = run.k_selection, run.analysis
+    plots = {
+        "elbow": page.figure("elbow_plot", sel),
+        "silhouette": page.figure("silhouette_plot", sel),
+        "criteria": page.figure("criteria_plot", sel),
+    }
+    if analysis.silhouettes is not None:
+        sampled = np.isfinite(analysis.silhouettes)
+        values = analysis.silhouettes[sampled].round(6).tolist()
+        plots["knife"] = page.figure("silhouette_knife", values, run.images.cluster[sampled].tolist(), run.chosen_k)
+    return {"plots": plots, "labels": LABELS}
+
+
+# ------------------------------------------------------------------------------------------- clusters
+
+
+def _clusters(run: Run, page: Page) -> dict[str, Any]:
+    return {"clusters": [{"info": c, "tiles": page.tiles(c.nearest)} for c in run.analysis.clusters]}
+
+
+def _cluster_images(run: Run) -> Iterable[int]:
+    return [i for c in run.analysis.clusters for i in c.nearest]
+
+
+# ------------------------------------------------------------------------------------------- labels
+
+
+def _count_matrix(run: Run, page: Page) -> dict[str, Any]:
+    matrix = run.analysis.count_matrix
+    order = list(matrix.column_order)
+    rows = [
+        {
+            "label": s.label,
+            "size": s.size,
+            "cells": [(s.counts[c], s.counts[c] / s.size if s.size else 0.0, c == s.majority_cluster) for c in order],
+        }
+        for s in run.analysis.class_spread
+    ]
+    heatmap = page.figure("count_heatmap", matrix.counts[:, order].tolist(), list(matrix.classes), order)
+    return {"heatmap": heatmap, "order": order, "rows": rows, "names": [c.name for c in run.analysis.clusters]}
+
+
+def _histograms(run: Run, page: Page) -> dict[str, Any]:
+    spreads = [(s.label, s.counts, s.majority_cluster) for s in run.analysis.class_spread]
+    return {"figure": page.figure("class_histograms", spreads)}
+
+
+def _typical(run: Run, odd: Any) -> tuple[list[int], list[int]]:
+    """Typical images of an oddball's class (in its class's cluster) and of the cluster it joined."""
+    home, joined = run.analysis.clusters[odd.class_cluster], run.analysis.clusters[odd.cluster]
+    of_class = [i for i in home.nearest if run.images.label[i] == odd.label][:TYPICAL_SHOWN]
+    of_cluster = [i for i in joined.nearest if i != odd.index][:TYPICAL_SHOWN]
+    return of_class, of_cluster
+
+
+def _oddballs(run: Run, page: Page) -> dict[str, Any]:
+    items = []
+    for o in run.analysis.oddballs[:ODDBALLS_SHOWN]:
+        of_class, of_cluster = _typical(run, o)
+        items.append(
+            {
+                "o": o,
+                "tile": page.tile(o.index),
+                "home_name": run.analysis.clusters[o.class_cluster].name,
+                "closer": 1 - o.d_cluster / o.d_class if o.d_class > 0 else 0.0,
+                "neighbours": page.tiles(n.index for n in o.neighbours),
+                "typical_class": page.tiles(of_class),
+                "typical_cluster": page.tiles(of_cluster),
+            }
+        )
+    return {"oddballs": items}
+
+
+def _oddball_images(run: Run) -> Iterable[int]:
+    out = []
+    for o in run.analysis.oddballs[:ODDBALLS_SHOWN]:
+        of_class, of_cluster = _typical(run, o)
+        out += [o.index, *(n.index for n in o.neighbours), *of_class, *of_cluster]
+    return out
+
+
+def _shared(run: Run, page: Page) -> dict[str, Any]:
+    items = []
+    for sh in run.analysis.shared_clusters:
+        parts = zip(sh.classes.items(), sh.parts, strict=True)
+        items.append({"sh": sh, "parts": [(label, n, page.tiles(part)) for (label, n), part in parts]})
+    return {"shared": items}
+
+
+def _shared_images(run: Run) -> Iterable[int]:
+    return [i for sh in run.analysis.shared_clusters for part in sh.parts for i in part]
+
+
+def _within(run: Run, page: Page) -> dict[str, Any]:
+    return {
+        "within": [
+            {
+                "w": w,
+                "subs": [
+                    {"size": w.sizes[j], "preds": w.top_predictions[j], "tiles": page.tiles(w.nearest[j])}
+                    for j in range(w.k)
+                ],
+            }
+            for w in run.analysis.within_class
+        ]
+    }
+
+
+def _within_images(run: Run) -> Iterable[int]:
+    return [i for w in run.analysis.within_class for part in w.nearest for i in part]
+
+
+# ------------------------------------------------------------------------------------------- unlabeled
+
+
+def _outliers(run: Run, page: Page) -> dict[str, Any]:
+    return {
+        "outliers": [
+            {"o": o, "tile": page.tile(o.index), "neighbours": page.tiles(o.neighbour_index)}
+            for o in run.analysis.outliers[:ODDBALLS_SHOWN]
+        ]
+    }
+
+
+def _outlier_images(run: Run) -> Iterable[int]:
+    return [i for o in run.analysis.outliers[:ODDBALLS_SHOWN] for i in (o.index, *o.neighbour_index)]
+
+
+SECTIONS: list[Section] = [
+    Section("summary", "Summary", "sections/summary.html"),
+    Section("choose-k", "Choosing K", "sections/choose_k.html", lambda run: bool(run.k_selection.ks), _choose_k),
+    Section("clusters", "Clusters", "sections/clusters.html", context=_clusters, images=_cluster_images),
+    Section("map", "Map", "sections/map.html"),
+    Section("count-matrix", "Count matrix", "sections/count_matrix.html", _labeled, _count_matrix),
+    Section("histograms", "Class histograms", "sections/histograms.html", _labeled, _histograms),
+    Section("oddballs", "Oddballs", "sections/oddballs.html", _labeled, _oddballs, _oddball_images),
+    Section("shared", "Classes grouped together", "sections/shared.html", _labeled, _shared, _shared_images),
+    Section("within-class", "Within-class splits", "sections/within_class.html", _labeled, _within, _within_images),
+    Section("outliers", "Outliers", "sections/outliers.html", _unlabeled, _outliers, _outlier_images),
+    Section("skipped", "Skipped files", "sections/skipped.html"),
+    Section("run-details", "Run details", "sections/run_details.html"),
+]
+
+
+def register_section(section: Section, *, before: str | None = None, after: str | None = None) -> None:
+    """Add ``section`` to the report (replacing one with the same id), before or after the section with that
+    id, else at the end. Its ``template`` is a partial under the package's templates, or an absolute path."""
+    SECTIONS[:] = [s for s in SECTIONS if s.id != section.id]
+    anchor = before or after
+    ids = [s.id for s in SECTIONS]
+    if anchor is not None and anchor not in ids:
+        raise ValueError(f"no report section '{anchor}'; sections are: {', '.join(ids)}")
+    at = len(SECTIONS) if anchor is None else ids.index(anchor) + (1 if after else 0)
+    SECTIONS.insert(at, section)
+
+
+def applicable(run: Run) -> list[Section]:
+    """The sections the report of ``run`` shows, in order."""
+    return [s for s in SECTIONS if s.applies(run)]
+
+
+def partial_source(name: str) -> Path | None:
+    """The file of a partial registered from outside the package by its absolute path, else ``None``."""
+    path = Path(name)
+    if path.is_absolute() and any(s.template == name for s in SECTIONS):
+        return path
+    return None
