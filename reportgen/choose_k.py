@@ -75,7 +75,7 @@ class Criterion:
 class KSelection:
     """The K sweep, each criterion's curve and pick, and the decision made from them."""
 
-    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("silhouette", "elbow_k", "silhouette_k", "criteria")
+    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("silhouette", "elbow_k", "silhouette_k", "criteria", "at_edge")
 
     ks: tuple[int, ...] = field(metadata={"key": "k"})
     inertia: tuple[float, ...]
@@ -107,6 +107,15 @@ class KSelection:
     def agreeing(self) -> tuple[str, ...]:
         """The criteria whose K is within one of the chosen K."""
         return agreeing(self.picks, self.chosen_k)
+
+    @property
+    def at_edge(self) -> tuple[str, ...]:
+        """The criteria that pick an end of the swept range (the top, or the bottom when it is above 2): such a
+        pick says the criterion kept improving up to the end, not that the data has that many groups."""
+        if len(self.ks) < 3:
+            return ()
+        ends = {self.ks[-1]} | ({self.ks[0]} if self.ks[0] > 2 else set())
+        return tuple(name for name, k in self.picks.items() if k in ends)
 
     @property
     def criteria(self) -> dict[str, Criterion]:

@@ -80,6 +80,23 @@
     }
   }
 
+  // Class k is drawn as one of 24 glyphs: 8 shapes, each solid, hollow or with a hole, so that up to 24 classes
+  // (and 20 comfortably) stay apart; past 24 they repeat, and hover and the legend still tell.
+  var STYLES = ["solid", "hollow", "holed"];
+  function glyph(el, k, r, colour) {
+    var shape = SHAPES[k % SHAPES.length], style = STYLES[Math.floor(k / SHAPES.length) % STYLES.length];
+    var d = shapePath(shape, r);
+    if (style === "holed") { d += shapePath(shape, r * 0.45); el.setAttribute("fill-rule", "evenodd"); }
+    el.setAttribute("d", d);
+    if (style === "hollow") {  // inline style: the stylesheet's outline of points would hide an attribute
+      el.style.fill = "#fff";
+      el.style.strokeWidth = Math.max(1.2, r * 0.35).toFixed(1);
+      if (!el.classList.contains("odd")) { el.style.stroke = colour; }
+    } else {
+      el.style.fill = colour;
+    }
+  }
+
   var svg = document.getElementById("map-svg");
   function drawMap(view) {
     if (!svg) { return; }
@@ -97,10 +114,9 @@
       var d = data.images[String(p[0])];
       var cls = d.l === null ? 0 : data.classes.indexOf(d.l);
       var el = document.createElementNS(NS, "path");
-      el.setAttribute("d", shapePath(SHAPES[cls % SHAPES.length], r));
-      el.setAttribute("transform", "translate(" + (pad + (p[xi] - x0) * sx).toFixed(1) + "," + (H - pad - (p[yi] - y0) * sy).toFixed(1) + ")");
-      el.setAttribute("fill", PALETTE[d.c % PALETTE.length]);
       el.setAttribute("class", d.o ? "pt odd" : "pt");
+      glyph(el, cls, r, PALETTE[d.c % PALETTE.length]);
+      el.setAttribute("transform", "translate(" + (pad + (p[xi] - x0) * sx).toFixed(1) + "," + (H - pad - (p[yi] - y0) * sy).toFixed(1) + ")");
       el.setAttribute("data-i", p[0]);
       frag.appendChild(el);
     });
@@ -151,7 +167,7 @@
       s.setAttribute("viewBox", "-7 -7 14 14");
       s.setAttribute("class", "shape");
       var p = document.createElementNS(NS, "path");
-      p.setAttribute("d", shapePath(SHAPES[k % SHAPES.length], 5));
+      glyph(p, k, 5, "#4a5568");
       s.appendChild(p);
       item.appendChild(s);
       item.appendChild(document.createTextNode(name));

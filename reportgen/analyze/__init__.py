@@ -7,17 +7,18 @@ Rules (also in the README):
   ``d_class`` (distance to its class's centre, the mean of the class's images) and ``d_cluster`` (distance to
   the centre of the cluster it joined), in the PCA space; oddballs are ranked by ``d_class - d_cluster``, how
   much closer the image sits to the cluster it joined than to its own class.
-* A cluster is **shared** ("classes grouped together") when at least two classes each put at least
-  ``max(2, 20% of the cluster's size)`` images in it.
-* **Within-class** splits run K-means with ``within_k`` clusters on one class's images in the same space; a
-  class needs more than ``within_k`` images. The **split score** compares the split's mean silhouette with the
-  silhouettes the same K-means gets on structureless data: ``NULL_DRAWS`` samples from one Gaussian with the
-  class's own mean and covariance (same size, same spread, no groups). The score is the z-score of the real
-  silhouette against those; a split is **meaningful** when the score is at least ``MEANINGFUL_Z``. For classes
-  over ``SPLIT_SILHOUETTE_SAMPLE`` images, every one of those silhouettes is computed on a seeded sample of
-  that many (the same estimator for the real split and the null draws); the null draws have at most
-  ``NULL_MAX_POINTS`` points, and a class over ``sampling.LARGE_N`` images is split by K-means fitted on a
-  seeded sample of that many.
+* A cluster is **shared** ("classes grouped together") when at least two classes each have a material share of it
+  (at least ``max(2, 10% of the cluster's size)`` images); names, catch-alls and montages follow the rules in
+  :mod:`.makeup`.
+* **Within-class** splits run K-means with ``within_k`` clusters (at most a third of the class's distinct images,
+  ``within.MIN_PER_GROUP``) on one class's images in the same space. The **split score** compares the split's mean
+  silhouette with the silhouettes the same K-means gets on structureless data: ``NULL_DRAWS`` samples from one
+  Gaussian with the class's own mean and covariance (same size, same spread, no groups). The score is the z-score
+  of the real silhouette against those; a split is **meaningful** when the score is at least ``MEANINGFUL_Z`` and
+  no sub-cluster is a near-singleton (under ``max(3, 5%)`` of the class). For classes over
+  ``SPLIT_SILHOUETTE_SAMPLE`` images, every one of those silhouettes is computed on a seeded sample of that many
+  (the same estimator for the real split and the null draws); the null draws have at most ``NULL_MAX_POINTS``
+  points, and a class over ``sampling.LARGE_N`` images is split by K-means fitted on a seeded sample of that many.
 * **Silhouettes per image** (the knife plot, each cluster's silhouette) use a seeded sample of
   ``SILHOUETTE_SAMPLE`` images when there are more; images outside the sample have NaN.
 * **Outliers** (unlabeled folders, instead of oddballs): images farther from their cluster's centre than

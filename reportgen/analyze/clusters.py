@@ -13,6 +13,7 @@ from ..discover import ImageSet
 from ..extract import Embeddings
 from ..reduce import directions
 from ..sampling import seeded_sample
+from . import makeup
 from .records import ClusterInfo, Neighbour, Outlier, Share
 
 MONTAGE_SIZE = 12
@@ -74,27 +75,43 @@ def nearest(members: np.ndarray, x: np.ndarray, centre: np.ndarray, limit: int =
 def cluster_infos(
     clustering: Clustering, x: np.ndarray, top1: tuple[str, ...], images: ImageSet, per_image: np.ndarray | None
 ) -> tuple[ClusterInfo, ...]:
-    """Each cluster's size, name, most common predictions and classes, and its most typical members."""
-    out = []
+    """Each cluster's size, name, predictions, classes, whether it is a catch-all, and its montage
+    (the rules are in :mod:`.makeup`)."""
+    overall = None if per_image is None else _nanmean(per_image)
+    mean_size = len(clustering.labels) / clustering.k
+    parts = []
     for c in range(clustering.k):
         members = np.flatnonzero(clustering.labels == c)
+        dist = np.linalg.norm(x[members] - clustering.centers[c], axis=1)
         preds = top_shares([top1[i] for i in members])
-        name = f"{preds[0].name} — {preds[0].share:.0%}" if preds else f"cluster {c}" if len(members) else "empty"
-        classes = dict(Counter(images.labels[i] for i in members).most_common()) if images.labeled else {}
-        typical = nearest(members, x, clustering.centers[c])
-        out.append(
-            ClusterInfo(
-                cluster=c,
-                name=name,
-                size=len(members),
-                silhouette=_nanmean(per_image[members]) if per_image is not None else None,
-                top_predictions=preds,
-                classes=classes,
-                montage=tuple(images.paths[i] for i in typical),
-                nearest=typical,
-            )
+        silhouette = _nanmean(per_image[members]) if per_image is not None else None
+        if images.labeled:
+            classes = dict(Counter(images.labels[i] for i in members).most_common())
+            name = makeup.labeled_name(classes, len(members))
+            loose = makeup.is_catch_all(classes, len(members))
+            shown = makeup.labeled_montage(members, images.labels, dist, classes, MONTAGE_SIZE)
+        else:
+            classes = {}
+            name = makeup.prediction_name([(p.name, p.share) for p in preds]) if preds else f"cluster {c}"
+            loose = makeup.is_loose(len(members), mean_size, silhouette, overall)
+            shown = makeup.spread_montage(members, dist, MONTAGE_SIZE)
+        parts.append((members, preds, silhouette, classes, name, loose, shown))
+    hints = [preds[0].name if preds else "" for _, preds, *_ in parts]
+    names = makeup.unique_names([part[4] for part in parts], hints)
+    return tuple(
+        ClusterInfo(
+            cluster=c,
+            name=names[c],
+            size=len(members),
+            silhouette=silhouette,
+            top_predictions=preds,
+            classes=classes,
+            montage=tuple(images.paths[i] for i in shown),
+            catch_all=loose,
+            nearest=shown,
         )
-    return tuple(out)
+        for c, (members, preds, silhouette, classes, _, loose, shown) in enumerate(parts)
+    )
 
 
 def outliers(

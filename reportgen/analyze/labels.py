@@ -13,11 +13,11 @@ from sklearn.metrics.cluster import contingency_matrix
 from ..cluster.stage import Clustering
 from ..extract import Embeddings
 from .clusters import DETAILED, Neighbours, nearest, top_predictions
+from .makeup import material
 from .records import ClassSpread, ClusterInfo, CountMatrix, Metrics, Oddball, SharedCluster
 
-SHARED_MIN_SHARE = 0.20
-SHARED_MIN_COUNT = 2
 PART_MONTAGE_SIZE = 6
+TYPICAL_SHOWN = 3
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,10 @@ def compare_with_labels(
     d_class = np.linalg.norm(x[odd_idx] - centres[y_idx[odd_idx]], axis=1)
     found = [(int(i), float(dc), float(clustering.distances[i])) for i, dc in zip(odd_idx, d_class, strict=True)]
     found.sort(key=lambda o: (-(o[1] - o[2]), images.paths[o[0]]))
+    typical_of_class = {
+        j: nearest(np.flatnonzero(y_idx == j), x, centres[j], TYPICAL_SHOWN + 1) for j in range(len(images.classes))
+    }
+    typical_of_cluster = {c: _typical_of_cluster(clustering, clusters[c], y, x, c) for c in range(clustering.k)}
     oddballs = tuple(
         Oddball(
             path=images.paths[i],
@@ -70,6 +74,8 @@ def compare_with_labels(
             neighbours=neighbours.records(i) if rank < DETAILED else (),
             top_predictions=top_predictions(embeddings, i),
             index=i,
+            typical_class=tuple(j for j in typical_of_class[y_idx[i]] if j != i)[:TYPICAL_SHOWN],
+            typical_cluster=tuple(j for j in typical_of_cluster[int(labels[i])] if j != i)[:TYPICAL_SHOWN],
         )
         for rank, (i, dc, dk) in enumerate(found)
     )
@@ -117,6 +123,17 @@ def _column_order(counts: np.ndarray) -> tuple[int, ...]:
     return tuple(matched + rest)
 
 
+def _typical_of_cluster(
+    clustering: Clustering, info: ClusterInfo, y: np.ndarray, x: np.ndarray, c: int
+) -> tuple[int, ...]:
+    """The members of cluster ``c``'s largest class nearest its centre: what the cluster is mostly made of."""
+    if not info.classes:
+        return ()
+    largest = next(iter(info.classes))
+    members = np.flatnonzero((clustering.labels == c) & (y == largest))
+    return nearest(members, x, clustering.centers[c], TYPICAL_SHOWN + 1)
+
+
 def _shared(
     counts: np.ndarray,
     classes: tuple[str, ...],
@@ -125,14 +142,12 @@ def _shared(
     clustering: Clustering,
     clusters: tuple[ClusterInfo, ...],
 ) -> tuple[SharedCluster, ...]:
-    """Clusters where at least two classes each put ``max(SHARED_MIN_COUNT, SHARED_MIN_SHARE * size)`` images."""
+    """Clusters where two or more classes have a material share (:func:`makeup.material`), every such class
+    listed with a montage of its part."""
     shared = []
     for c in range(counts.shape[1]):
-        col = counts[:, c]
-        threshold = max(SHARED_MIN_COUNT, SHARED_MIN_SHARE * col.sum())
-        members = sorted(
-            ((cls, int(v)) for cls, v in zip(classes, col, strict=True) if v >= threshold), key=lambda t: (-t[1], t[0])
-        )
+        by_class = {cls: int(v) for cls, v in zip(classes, counts[:, c], strict=True) if v}
+        members = sorted(material(by_class, int(counts[:, c].sum())), key=lambda t: (-t[1], t[0]))
         if len(members) >= 2:
             parts = tuple(
                 nearest(
@@ -140,5 +155,5 @@ def _shared(
                 )
                 for cls, _ in members
             )
-            shared.append(SharedCluster(c, clusters[c].name, dict(members), parts))
+            shared.append(SharedCluster(c, clusters[c].name, dict(members), clusters[c].catch_all, parts))
     return tuple(shared)

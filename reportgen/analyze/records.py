@@ -25,13 +25,14 @@ class ClusterInfo:
     """One global cluster: its size, name, most common predictions and most typical members."""
 
     cluster: int
-    name: str  # "<most common top-1 prediction> — <share that agrees>"
+    name: str  # from its classes, else its predictions (analyze.makeup), unique in the run
     size: int
     silhouette: float | None  # mean silhouette of its members
     top_predictions: tuple[Share, ...]
     classes: dict[str, int]  # class -> images in the cluster, most common first (labeled only)
-    montage: tuple[str, ...]  # paths of the images nearest the centre, nearest first
-    nearest: tuple[int, ...] = no_json()  # their indices
+    montage: tuple[str, ...]  # paths of the images its montage shows (analyze.makeup)
+    catch_all: bool  # groups many classes without telling them apart (unlabeled: large and loosely knit)
+    nearest: tuple[int, ...] = no_json()  # the montage's image indices
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class Oddball:
     neighbours: tuple[Neighbour, ...]  # nearest other images, nearest first
     top_predictions: tuple[tuple[str, float], ...]
     index: int = no_json()
+    typical_class: tuple[int, ...] = no_json()  # its class's images nearest the class's centre
+    typical_cluster: tuple[int, ...] = no_json()  # the joined cluster's largest class, nearest its centre
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ class SharedCluster:
 
     cluster: int
     name: str
-    classes: dict[str, int]
+    classes: dict[str, int]  # every class with a material share, most first
+    catch_all: bool
     parts: tuple[tuple[int, ...], ...] = no_json()  # per class: its images in the cluster nearest the centre
 
 

@@ -18,13 +18,17 @@ NULL_N_INIT = 3
 MEANINGFUL_Z = 2.0
 SPLIT_SILHOUETTE_SAMPLE = 1000
 NULL_MAX_POINTS = 2_000
+MIN_PER_GROUP = 3  # a class of n images is split into at most n // 3 sub-clusters
+MIN_GROUP_SHARE = 0.05  # a sub-cluster under max(3 images, 5% of the class) is a near-singleton, never a real group
 
 
 def split_classes(
     images: ImageSet, x: np.ndarray, top1: tuple[str, ...], config: Config, notes: list[str]
 ) -> tuple[tuple[WithinClass, ...], np.ndarray]:
-    """Split each chosen class into ``config.within_k``; the splits (highest score first) and each image's
-    sub-cluster (-1 where its class was not split). Classes too small to split add a sentence to ``notes``."""
+    """Split each chosen class into ``config.within_k`` (at most a third of its distinct images); the splits
+    (highest score first) and each image's sub-cluster (-1 where its class was not split). A split is meaningful
+    when its score is at least ``MEANINGFUL_Z`` and no sub-cluster is a near-singleton. Classes too small to split,
+    or split into fewer than asked, add a sentence to ``notes``."""
     classes = images.classes
     y = np.array(images.labels, dtype=object)
     chosen = config.within_classes if config.within_classes is not None else classes
@@ -34,19 +38,24 @@ def split_classes(
             f"unknown class(es) {', '.join(repr(c) for c in unknown)} in --within-classes; "
             f"classes are: {', '.join(classes)}"
         )
-    k = config.within_k
     within_labels = np.full(len(y), -1)
     results = []
     for cls in chosen:
         idx = np.flatnonzero(y == cls)
         xs = x[idx]
         n_distinct = len(np.unique(xs.round(6), axis=0))
+        k = min(config.within_k, max(2, n_distinct // MIN_PER_GROUP))
         if len(idx) <= k or n_distinct <= k:
             notes.append(
                 f"class '{cls}' has {len(idx)} image{'s' if len(idx) != 1 else ''}"
                 f"{f' ({n_distinct} distinct)' if n_distinct < len(idx) else ''}: too few to split into {k}"
             )
             continue
+        if k < config.within_k:
+            notes.append(
+                f"class '{cls}' has {n_distinct} distinct images: split into {k}, not {config.within_k} "
+                f"(a sub-cluster needs {MIN_PER_GROUP} images on average)"
+            )
         raw, sil = split_silhouette(xs, k, config.seed)
         centres = np.stack([xs[raw == j].mean(axis=0) for j in range(k)])
         sub, centres = renumber_by_size(raw, centres)
@@ -54,15 +63,17 @@ def split_classes(
         null = null_silhouettes(xs[seeded_sample(len(xs), NULL_MAX_POINTS, config.seed)], k, config.seed)
         sd = float(null.std(ddof=1)) if len(null) > 1 else 0.0
         score = (sil - float(null.mean())) / max(sd, 1e-9)
+        sizes = np.bincount(sub, minlength=k)
+        groups = bool(sizes.min() >= max(MIN_PER_GROUP, MIN_GROUP_SHARE * len(idx)))  # no near-singletons
         results.append(
             WithinClass(
                 label=cls,
                 k=k,
-                sizes=tuple(int(s) for s in np.bincount(sub, minlength=k)),
+                sizes=tuple(int(s) for s in sizes),
                 silhouette=sil,
                 null_silhouette=NullSilhouette(float(null.mean()), sd),
                 split_score=float(score),
-                meaningful=bool(score >= MEANINGFUL_Z),
+                meaningful=bool(score >= MEANINGFUL_Z) and groups,
                 top_predictions=tuple(top_shares([top1[i] for i in idx[sub == j]]) for j in range(k)),
                 indices=tuple(int(i) for i in idx),
                 sub_labels=tuple(int(s) for s in sub),

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ..choose_k import KSelection  # noqa: E402
 
@@ -57,20 +58,48 @@ def elbow_plot(sel: KSelection) -> str:
 
 
 def silhouette_plot(sel: KSelection) -> str:
-    """Mean silhouette against K, with the chosen K marked."""
-    return _curve(sel, sel.silhouette, "mean silhouette", "mean silhouette", "Silhouette")
+    """Mean silhouette against K, with the chosen K marked, on an axis from 0 (or below) to at least 0.5 (strong
+    structure), so that a flat curve looks flat."""
+    return _curve(
+        sel, sel.silhouette, "mean silhouette", "mean silhouette", "Silhouette", limits=_limits("silhouette", sel)
+    )
+
+
+# Criterion -> the y range its axis always shows (None: the data's own end), so that small differences are not
+# blown up: silhouettes from 0 to "strong" structure, stability on its full 0..1 scale, the others from zero.
+AXIS_SPANS = {
+    "silhouette": (0.0, 0.5),
+    "stability": (0.0, 1.0),
+    "calinski_harabasz": (0.0, None),
+    "davies_bouldin": (0.0, None),
+}
+
+
+def _limits(name: str, sel: KSelection) -> tuple[float, float]:
+    values = sel.curves[name]
+    low, high = AXIS_SPANS[name]
+    top = max(values) * 1.05 if high is None else max(high, max(values) + 0.02)
+    return min(low, min(values) - 0.02), top
 
 
 def _curve(
-    sel: KSelection, values: tuple[float, ...], label: str, ylabel: str, title: str, line: tuple[int, str] | None = None
+    sel: KSelection,
+    values: tuple[float, ...],
+    label: str,
+    ylabel: str,
+    title: str,
+    line: tuple[int, str] | None = None,
+    limits: tuple[float, float] | None = None,
 ) -> str:
-    """One criterion against K, the chosen K circled, and an optional dashed line at another K."""
+    """One criterion against K, the chosen K circled, an optional dashed line at another K and fixed y limits."""
     fig, ax = plt.subplots(figsize=(4.6, 3.2), layout="constrained")
     ax.plot(sel.ks, values, "o-", color=ACCENT, label=label)
     if line is not None:
         ax.axvline(line[0], color="#718096", linestyle="--", label=line[1])
     _mark_chosen(ax, sel, values)
     ax.set(xlabel="K (number of clusters)", ylabel=ylabel, title=title)
+    if limits is not None:
+        ax.set_ylim(*limits)
     ax.legend(frameon=False, fontsize=8)
     ax.set_xticks(sel.ks)
     return to_data_uri(fig)
@@ -89,8 +118,10 @@ def criteria_plot(sel: KSelection) -> str:
         ax.plot(sel.ks, values, "o-", color=ACCENT, markersize=4)
         pick = sel.picks.get(name)
         if pick is not None:
-            ax.axvline(pick, color="#718096", linestyle="--", label=f"its pick K={pick}")
+            edge = " (edge of the range)" if name in sel.at_edge else ""
+            ax.axvline(pick, color="#718096", linestyle="--", label=f"its pick K={pick}{edge}")
         _mark_chosen(ax, sel, values)
+        ax.set_ylim(*_limits(name, sel))
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("K", fontsize=9)
         ax.set_xticks(sel.ks)
@@ -157,7 +188,7 @@ def silhouette_knife(values: list[float], labels: list[int], k: int) -> str:
         ax.text(-0.02, y + len(v) / 2, str(c), ha="right", va="center", fontsize=8)
         y += len(v) + gap
     mean = float(values_arr.mean())
-    ax.axvline(mean, color=MARK, linestyle="--", label=f"mean {mean:.3f}")
+    ax.axvline(mean, color=MARK, linestyle="--", label=f"mean {mean:.2f}")
     ax.axvline(0, color="#4a5568", linewidth=0.8)
     ax.set(xlabel="silhouette of each image", title=f"Silhouette per cluster at K={k}", yticks=[])
     ax.set_ylabel("cluster")
@@ -181,6 +212,7 @@ def class_histograms(spreads: list[tuple[str, tuple[int, ...], int]], per_row: i
         ax.bar(range(k), counts, color=[MARK if c == majority else ACCENT for c in range(k)])
         ax.set_xticks(range(k), [str(c) for c in range(k)], fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of images
         ax.set_title(label if len(label) <= 28 else label[:27] + "…", fontsize=9)
         ax.set_xlabel("cluster", fontsize=7)
         for side in ("top", "right"):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from ..analyze import Analysis
-from ..choose_k import KSelection
+from ..choose_k import LABELS, KSelection
 from ..run import Dataset
 
 SILHOUETTE_WEAK = 0.25  # Kaufman & Rousseeuw: below this, no substantial cluster structure
+COHERENT = 0.9  # a class this much in one cluster is kept together
+SPREAD = 0.75  # a class with less than this in its largest cluster is spread
 
 
 def findings(dataset: Dataset, k_selection: KSelection, analysis: Analysis) -> tuple[str, ...]:
@@ -20,27 +22,7 @@ def findings(dataset: Dataset, k_selection: KSelection, analysis: Analysis) -> t
             f"The {n} images of {len(dataset.classes)} classes fall into {k} clusters, which agree with the "
             f"folder labels at NMI {m.nmi:.2f}, ARI {m.ari:.2f} and purity {m.purity:.0%}."
         )
-        pure = [s for s in analysis.class_spread if s.majority_share >= 0.9]
-        spread = sorted((s for s in analysis.class_spread if s.majority_share < 0.75), key=lambda s: s.majority_share)
-        if pure:
-            out.append(
-                "Each almost entirely in one cluster (90% or more): "
-                + ", ".join(f"{s.label} ({s.majority_share:.0%} in cluster {s.majority_cluster})" for s in pure)
-                + "."
-            )
-        if spread:
-            out.append(
-                "Spread over several clusters: "
-                + ", ".join(
-                    f"{s.label} (largest share {s.majority_share:.0%}, over {s.n_clusters} clusters)" for s in spread
-                )
-                + "."
-            )
-        for sh in analysis.shared_clusters:
-            grouped = " and ".join(f"{lbl} ({cnt})" for lbl, cnt in sh.classes.items())
-            out.append(f"Cluster {sh.cluster} ({sh.name}) groups {grouped} together.")
-        if not analysis.shared_clusters:
-            out.append("No cluster is shared by several classes.")
+        out += _classes_and_clusters(analysis)
         if analysis.oddballs:
             top = analysis.oddballs[0]
             where = (
@@ -66,6 +48,13 @@ def findings(dataset: Dataset, k_selection: KSelection, analysis: Analysis) -> t
             out.append("No class splits into groups more distinct than the same split of structureless data.")
     else:
         out.append(f"The {n} unlabeled images fall into {k} clusters.")
+        loose = [c for c in analysis.clusters if c.catch_all]
+        if loose:
+            out.append(
+                "Large and loosely knit, so possibly a catch-all rather than one kind of image: "
+                + ", ".join(f"cluster {c.cluster} ({c.size} images, silhouette {c.silhouette:.2f})" for c in loose)
+                + "."
+            )
         if analysis.n_outliers:
             out.append(
                 f"{analysis.n_outliers} image{'s' if analysis.n_outliers != 1 else ''} lie unusually far "
@@ -73,6 +62,48 @@ def findings(dataset: Dataset, k_selection: KSelection, analysis: Analysis) -> t
             )
     out.append(_k_confidence(k_selection))
     return tuple(out)
+
+
+def _classes_and_clusters(analysis: Analysis) -> list[str]:
+    """Which classes have a cluster of their own, which share one, which spread, and which clusters are
+    catch-alls (the rules are in :mod:`reportgen.analyze.makeup`)."""
+    out = []
+    clusters = analysis.clusters
+    shared = {sh.cluster: sh for sh in analysis.shared_clusters}
+    together = [s for s in analysis.class_spread if s.majority_share >= COHERENT]
+    alone = [s for s in together if s.majority_cluster not in shared]
+    spread = sorted((s for s in analysis.class_spread if s.majority_share < SPREAD), key=lambda s: s.majority_share)
+    if alone:
+        out.append(
+            f"In a cluster of their own ({COHERENT:.0%} or more of the class, and no other class with a material "
+            "share of the cluster): "
+            + ", ".join(f"{s.label} ({s.majority_share:.0%} in cluster {s.majority_cluster})" for s in alone)
+            + "."
+        )
+    for sh in shared.values():
+        parts = ", ".join(f"{label} ({n})" for label, n in sh.classes.items())
+        kept = [s.label for s in together if s.majority_cluster == sh.cluster]
+        if sh.catch_all:
+            size = clusters[sh.cluster].size
+            out.append(
+                f"Cluster {sh.cluster} ({sh.name}) is a catch-all: its {size} images come from {len(sh.classes)} "
+                f"classes with a material share ({parts}) and none is half of it, so it does not tell them apart."
+            )
+        else:
+            sentence = f"Cluster {sh.cluster} ({sh.name}) groups {parts} together"
+            if kept:
+                sentence += f"; {_join(kept)} {'is' if len(kept) == 1 else 'are'} kept whole there, but not alone"
+            out.append(sentence + ".")
+    if not shared:
+        out.append("No cluster is shared by several classes.")
+    if spread:
+        described = [f"{s.label} (largest share {s.majority_share:.0%}, over {s.n_clusters} clusters)" for s in spread]
+        out.append("Spread over several clusters: " + ", ".join(described) + ".")
+    return out
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _k_confidence(sel: KSelection) -> str:
@@ -89,6 +120,13 @@ def _k_confidence(sel: KSelection) -> str:
         )
         if sel.disagreement:
             sentence += " " + sel.disagreement
+        if sel.at_edge:
+            edge = _join([LABELS[name] for name in sel.at_edge])
+            sentence += (
+                f" {edge} {'picks' if len(sel.at_edge) == 1 else 'pick'} an end of the range swept "
+                f"(K={sel.ks[0]}..{sel.ks[-1]}): {'it' if len(sel.at_edge) == 1 else 'they'} kept improving up to "
+                "there, which says little about the number of groups."
+            )
     mean = sel.mean_silhouette
     if mean is not None and mean < SILHOUETTE_WEAK:
         sentence += (

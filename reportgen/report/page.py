@@ -42,7 +42,17 @@ def environment() -> jinja2.Environment:
     )
     env.filters["pct"] = lambda v: f"{v:.0%}"
     env.filters["num"] = lambda v, digits=3: "n/a" if v is None else f"{v:.{digits}f}"
+    env.filters["middle"] = shorten_middle
     return env
+
+
+def shorten_middle(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters in the middle (``renewable/wi…dmill15.jpg``): the folder's start and the
+    file's end, which tell names apart, both stay."""
+    if len(text) <= width:
+        return text
+    tail = (width - 1) // 2
+    return text[: width - 1 - tail] + "…" + text[len(text) - tail :]
 
 
 class Page:

@@ -30,8 +30,7 @@ if TYPE_CHECKING:
     from ..run import Run
     from .page import Page
 
-ODDBALLS_SHOWN = 60
-TYPICAL_SHOWN = 3
+ODDBALL_CARDS = 12  # oddballs or outliers shown as cards with pictures; the rest of the detailed ones as table rows
 
 
 def _always(run: Run) -> bool:
@@ -80,6 +79,8 @@ def _choose_k(run: Run, page: Page) -> dict[str, Any]:
         sampled = np.isfinite(analysis.silhouettes)
         values = analysis.silhouettes[sampled].round(6).tolist()
         plots["knife"] = page.figure("silhouette_knife", values, run.images.cluster[sampled].tolist(), run.chosen_k)
+    else:
+        plots["knife"] = None  # K = 1 or too few distinct images: no silhouette
     return {"plots": plots, "labels": LABELS}
 
 
@@ -117,18 +118,9 @@ def _histograms(run: Run, page: Page) -> dict[str, Any]:
     return {"figure": page.figure("class_histograms", spreads)}
 
 
-def _typical(run: Run, odd: Any) -> tuple[list[int], list[int]]:
-    """Typical images of an oddball's class (in its class's cluster) and of the cluster it joined."""
-    home, joined = run.analysis.clusters[odd.class_cluster], run.analysis.clusters[odd.cluster]
-    of_class = [i for i in home.nearest if run.images.label[i] == odd.label][:TYPICAL_SHOWN]
-    of_cluster = [i for i in joined.nearest if i != odd.index][:TYPICAL_SHOWN]
-    return of_class, of_cluster
-
-
 def _oddballs(run: Run, page: Page) -> dict[str, Any]:
     items = []
-    for o in run.analysis.oddballs[:ODDBALLS_SHOWN]:
-        of_class, of_cluster = _typical(run, o)
+    for o in run.analysis.oddballs[:ODDBALL_CARDS]:
         items.append(
             {
                 "o": o,
@@ -136,18 +128,19 @@ def _oddballs(run: Run, page: Page) -> dict[str, Any]:
                 "home_name": run.analysis.clusters[o.class_cluster].name,
                 "closer": 1 - o.d_cluster / o.d_class if o.d_class > 0 else 0.0,
                 "neighbours": page.tiles(n.index for n in o.neighbours),
-                "typical_class": page.tiles(of_class),
-                "typical_cluster": page.tiles(of_cluster),
+                "typical_class": page.tiles(o.typical_class),
+                "typical_cluster": page.tiles(o.typical_cluster),
             }
         )
-    return {"oddballs": items}
+    margins = [o.margin for o in run.analysis.oddballs]
+    tied = {round(m, 6) for m in margins if margins.count(m) > 1}
+    return {"oddballs": items, "rest": run.analysis.oddballs[ODDBALL_CARDS:], "tied": tied}
 
 
 def _oddball_images(run: Run) -> Iterable[int]:
     out = []
-    for o in run.analysis.oddballs[:ODDBALLS_SHOWN]:
-        of_class, of_cluster = _typical(run, o)
-        out += [o.index, *(n.index for n in o.neighbours), *of_class, *of_cluster]
+    for o in run.analysis.oddballs[:ODDBALL_CARDS]:
+        out += [o.index, *(n.index for n in o.neighbours), *o.typical_class, *o.typical_cluster]
     return out
 
 
@@ -189,17 +182,24 @@ def _outliers(run: Run, page: Page) -> dict[str, Any]:
     return {
         "outliers": [
             {"o": o, "tile": page.tile(o.index), "neighbours": page.tiles(o.neighbour_index)}
-            for o in run.analysis.outliers[:ODDBALLS_SHOWN]
-        ]
+            for o in run.analysis.outliers[:ODDBALL_CARDS]
+        ],
+        "rest": run.analysis.outliers[ODDBALL_CARDS:],
     }
 
 
 def _outlier_images(run: Run) -> Iterable[int]:
-    return [i for o in run.analysis.outliers[:ODDBALLS_SHOWN] for i in (o.index, *o.neighbour_index)]
+    return [i for o in run.analysis.outliers[:ODDBALL_CARDS] for i in (o.index, *o.neighbour_index)]
+
+
+def _summary(run: Run, page: Page) -> dict[str, Any]:
+    sizes = run.analysis.class_spread
+    largest = max((s.size for s in sizes), default=0)
+    return {"largest_class_share": largest / run.dataset.n_images if sizes else 0.0}
 
 
 SECTIONS: list[Section] = [
-    Section("summary", "Summary", "sections/summary.html"),
+    Section("summary", "Summary", "sections/summary.html", context=_summary),
     Section("choose-k", "Choosing K", "sections/choose_k.html", lambda run: bool(run.k_selection.ks), _choose_k),
     Section("clusters", "Clusters", "sections/clusters.html", context=_clusters, images=_cluster_images),
     Section("map", "Map", "sections/map.html"),
