@@ -110,3 +110,11 @@ def test_k_one_and_two_render(tmp_path, k: int) -> None:  # noqa: ANN001
     run = assemble(config, emb, reduced, sel, clus, analysis, project_2d(reduced, config), {})
     html = write_outputs(run, "x").report.read_text(encoding="utf-8")
     assert f"K = {k}" in html and ("Silhouette of each image per cluster" in html) == (k > 1)
+
+
+def test_captions_keep_the_start_and_the_end_of_a_long_name() -> None:
+    from reportgen.report.page import shorten_middle
+
+    assert shorten_middle("tools/saw.jpg", 17) == "tools/saw.jpg"
+    short = shorten_middle("renewable/windmill15.jpg", 17)
+    assert len(short) == 17 and short.startswith("renewabl") and short.endswith("ll15.jpg") and "…" in short
