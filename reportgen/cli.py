@@ -1,7 +1,9 @@
 """The command line: flags -> Config -> build_report; the project's errors become one line and exit 2.
 
-A rerun whose outputs are already current (:mod:`reportgen.freshness`) keeps them without importing the
-pipeline's scientific libraries; ``--force`` rebuilds.
+Every option is checked before any work: argparse checks the choices, :class:`Config` everything else (its
+fields' metadata says what is allowed), then the data folder is checked before it is walked. A rerun whose outputs
+are already current (:mod:`reportgen.freshness`) keeps them without importing the pipeline's scientific
+libraries; ``--force`` rebuilds.
 """
 
 from __future__ import annotations
@@ -11,14 +13,23 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
-from pathlib import Path
 
 from . import __version__
-from .config import Config
+from .config import Config, bounds_of, from_text
+from .discover import check_data_dir
 from .errors import ReportgenError
 from .freshness import current_outputs, fingerprint
 
 EXIT_USAGE = 2
+EPILOG = """\
+example:
+  reportgen photos/ -o out/
+    -> out/report.html       the report: one self-contained HTML page
+       out/assignments.csv   one row per image: its label, cluster and distance
+       out/summary.json      every result in the report, for scripts
+
+A rerun over unchanged images and options keeps the outputs (--force rebuilds).
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,9 +40,14 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     """The parser, built from the fields of :class:`Config` (their flags, help, defaults and choices)."""
-    p = _Parser(prog="reportgen", description="Cluster a folder of images and write one self-contained HTML report.")
+    p = _Parser(
+        prog="reportgen",
+        description="Cluster a folder of images and write one self-contained HTML report.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     data = next(f for f in fields(Config) if f.name == "data_dir")
-    p.add_argument("data_dir", type=Path, metavar="DATA_DIR", help=data.metadata["help"])
+    p.add_argument("data_dir", metavar="DATA_DIR", help=data.metadata["help"])  # Config makes it a Path
     for f in fields(Config):
         meta = f.metadata
         if not meta["cli"]:
@@ -41,15 +57,15 @@ def _parser() -> argparse.ArgumentParser:
             action = "store_false" if meta["negate"] else "store_true"
             p.add_argument(*flags, dest=f.name, action=action, help=meta["help"])
             continue
-        choices = meta["choices"]
+        choices, bounds, chars = meta["choices"], bounds_of(f.name), meta["max_chars"]
+        # No argparse type: config.from_text reads the text in main(), so a bad number gets Config's one-line message.
         p.add_argument(
             *flags,
             dest=f.name,
-            type=meta["cli_type"] or type(f.default),
             default=f.default,
             choices=list(choices()) if callable(choices) else choices,
             metavar=meta["metavar"],
-            help=meta["help"],
+            help=meta["help"] + (f"; {bounds}" if bounds else "") + (f"; at most {chars} characters" if chars else ""),
         )
     verbosity = p.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="log details")
@@ -68,7 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     try:
         options = {f.name: getattr(args, f.name) for f in fields(Config) if f.metadata["cli"]}
+        options = {name: from_text(name, v) if isinstance(v, str) else v for name, v in options.items()}
         config = Config(data_dir=args.data_dir, progress=not args.quiet and sys.stderr.isatty(), **options)
+        check_data_dir(config.data_dir)  # before the backbone is resolved (a network probe) and the folder walked
         inputs = fingerprint(config)  # one folder walk, shared by the check and the build
         kept = None if args.force else current_outputs(config, inputs)
         if kept is not None:

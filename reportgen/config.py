@@ -1,21 +1,32 @@
 """The one Config object that every stage reads, and the one place each option is defined.
 
-Each field of :class:`Config` carries its command-line flag, help text, allowed values and whether it is a
-result parameter (recorded in summary.json ``parameters``) in its metadata: the CLI builds its parser from
-those, and :meth:`Config.__post_init__` validates from the same metadata, so no option is described twice.
+Each field of :class:`Config` carries its command-line flag, help text, allowed values (choices, bounds, what a
+path must be) and whether it is a result parameter (recorded in summary.json ``parameters``) in its metadata:
+the CLI builds its parser from those and :func:`from_text` reads its flags' text, and :meth:`Config._validate`
+checks every value against the same metadata plus a few rules across fields, so no option is described twice and
+the CLI and the Python API refuse the same values, with the same one-line message, before any work starts.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import InvalidOptionError
 
 DEFAULT_OUT_DIR = Path("reportgen-out")
+# The stages derive seeds up to seed + 19 from --seed (K-means refits) and scikit-learn takes seeds below 2**32, so
+# 2**32 - 1 crashed a run: the int32 range leaves them room, with a bound users know.
+SEED_MAX = 2**31 - 1
+# A within-class split describes a few sub-groups a person can look at; past this it is a second global clustering.
+# Whether a class has enough images for the asked number is decided per class by the analysis (it says so).
+WITHIN_K_MAX = 20
+_NUMBER = {int: "a whole number", float: "a number"}  # how messages name what a number option takes
 
 
 def default_cache_dir() -> Path:
@@ -32,6 +43,11 @@ def option(
     metavar: str | None = None,
     choices: Sequence[str] | Callable[[], Sequence[str]] | None = None,
     minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    why: str | None = None,
+    max_chars: int | None = None,
+    path: str | None = None,
     cli_type: Callable[[str], Any] | None = None,
     negate: bool = False,
     cli: bool = True,
@@ -45,27 +61,24 @@ def option(
     default : the field's default (also the CLI's).
     help : the CLI help text; ``%(default)s`` is filled in by argparse.
     flags : the CLI flags (default ``--<name with dashes>``).
-    metavar, cli_type : as in argparse (``cli_type`` defaults to the default's type).
+    metavar : as in argparse.
+    cli_type : the value's kind when the default does not show it: ``int``, ``float``, ``Path``, :func:`split_names`.
     choices : allowed values, or a function returning them (a registry's names, read when the parser is built).
-    minimum : the smallest allowed value (numbers; ``None`` is always allowed for optional numbers).
+    minimum, maximum : the smallest and largest allowed values (numbers; ``None`` is always allowed for optional
+        numbers, and a float must also be finite).
+    above : values must be greater than this (an exclusive lower bound).
+    why : a reason added to the out-of-range message when the bound is not obvious.
+    max_chars : for text, its largest length (text that is given must not be blank).
+    path : ``"file"`` (an existing file), ``"folder"`` (a folder, or a path where one can be made) or
+        ``"writable folder"`` (the same, and writable: the outputs go there).
     negate : a boolean option whose flag turns it off (``--no-cache`` sets ``use_cache=False``).
     cli : ``False`` for fields the CLI sets itself (``progress``) or as a positional argument.
     recorded : listed in summary.json ``parameters``.
     shapes_outputs : the outputs can depend on it, so the rerun fingerprint covers it (tests check that
         ``workers`` and ``batch_size`` do not change the outputs).
     """
-    meta = {
-        "help": help,
-        "flags": tuple(flags),
-        "metavar": metavar,
-        "choices": choices,
-        "minimum": minimum,
-        "cli_type": cli_type,
-        "negate": negate,
-        "cli": cli,
-        "recorded": recorded,
-        "shapes_outputs": shapes_outputs,
-    }
+    meta = {name: value for name, value in locals().items() if name != "default"}  # every argument, by name
+    meta["flags"] = tuple(flags)
     return field(default=default, metadata=meta)
 
 
@@ -93,12 +106,15 @@ class Config:
     Each field's meaning is its ``help`` (see :func:`option`); ``reportgen --help`` prints them all.
     """
 
-    data_dir: Path = option(MISSING, "folder of images: <class>/... subfolders, or flat", cli=False, recorded=False)
+    data_dir: Path = option(
+        MISSING, "folder of images: <class>/... subfolders, or flat", cli_type=Path, cli=False, recorded=False
+    )
     out_dir: Path = option(
         DEFAULT_OUT_DIR,
         "output folder (default: ./%(default)s)",
         flags=("-o", "--out"),
         metavar="OUT_DIR",
+        path="writable folder",
         recorded=False,
         shapes_outputs=False,
     )
@@ -107,23 +123,35 @@ class Config:
         "feature extractor (default: auto = resnet50 if its weights are available, else efficientnet-lite0)",
         choices=_backbone_choices,
     )
-    weights: Path | None = option(None, "state-dict file for the backbone", metavar="FILE", cli_type=Path)
+    weights: Path | None = option(None, "state-dict file for the backbone", metavar="FILE", cli_type=Path, path="file")
     method: str = option("kmeans", "clustering method (default: %(default)s)", choices=_method_choices)
     k: int | None = option(None, "use N global clusters instead of choosing K", metavar="N", minimum=1, cli_type=int)
-    k_min: int = option(2, "smallest K tried (default %(default)s)", metavar="N", minimum=1)
-    k_max: int = option(15, "largest K tried (default %(default)s, capped by the data)", metavar="N", minimum=1)
-    within_k: int = option(2, "sub-clusters per class (default %(default)s)", metavar="N", minimum=2)
+    # K=1 is a legitimate --k but not a sweep's start: the criteria compare 2+ clusters (the silhouette crashed at 1).
+    k_min: int = option(
+        2,
+        "smallest K tried (default %(default)s)",
+        metavar="N",
+        minimum=2,
+        why="the sweep compares 2 or more clusters; --k 1 asks for one cluster",
+    )
+    k_max: int = option(15, "largest K tried (default %(default)s, capped by the data)", metavar="N", minimum=2)
+    within_k: int = option(
+        2, "sub-clusters per class (default %(default)s)", metavar="N", minimum=2, maximum=WITHIN_K_MAX
+    )
     within_classes: tuple[str, ...] | None = option(
         None, "classes to split (default: every class)", metavar="A,B,...", cli_type=split_names
     )
-    pca_dims: int = option(50, "PCA components (default %(default)s, capped by the data)", metavar="N", minimum=1)
+    # 4096 is the widest built-in feature (vgg16); PCA keeps at most the data's own width anyway.
+    pca_dims: int = option(
+        50, "PCA components (default %(default)s, capped by the data)", metavar="N", minimum=1, maximum=4096
+    )
     power_norm: bool = option(
         True,
         "skip the signed square root before L2-normalising (the classic lab's plain L2 + PCA)",
         flags=("--no-power-norm",),
         negate=True,
     )
-    seed: int = option(0, "random seed (default %(default)s)")
+    seed: int = option(0, "random seed (default %(default)s)", metavar="N", minimum=0, maximum=SEED_MAX)
     device: str = option(
         "auto",
         "where the model runs (default %(default)s: CUDA when torch sees a device)",
@@ -144,6 +172,7 @@ class Config:
         "images per forward pass (default: 8 on CPU, 256 on GPU)",
         metavar="N",
         minimum=1,
+        maximum=4096,
         cli_type=int,
         shapes_outputs=False,
     )
@@ -152,6 +181,7 @@ class Config:
         "decoding processes (default: 0 on 2 cores or fewer, else up to 4; 0 = in-process)",
         metavar="N",
         minimum=0,
+        maximum=64,
         cli_type=int,
         shapes_outputs=False,
     )
@@ -160,6 +190,7 @@ class Config:
         "embedding cache (default: ~/.cache/reportgen)",
         metavar="DIR",
         cli_type=Path,
+        path="folder",
         recorded=False,
         shapes_outputs=False,
     )
@@ -171,33 +202,29 @@ class Config:
         recorded=False,
         shapes_outputs=False,
     )
-    title: str | None = option(None, "report title (default: from the folder name)", cli_type=str, recorded=False)
+    title: str | None = option(
+        None, "report title (default: from the folder name)", cli_type=str, max_chars=200, recorded=False
+    )
     offline: bool = option(False, "never use the network")
     max_report_mb: float = option(
-        15.0, "size budget of report.html; thumbnails shrink to fit (default %(default)s)", metavar="MB", minimum=1e-9
+        15.0,
+        "size budget of report.html; thumbnails shrink to fit (default %(default)s)",
+        metavar="MB",
+        above=0,
+        maximum=1000,
     )
     progress: bool = option(True, "show progress bars", cli=False, recorded=False, shapes_outputs=False)
 
     def __post_init__(self) -> None:
-        for name in ("data_dir", "out_dir", "weights", "cache_dir"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, Path(value))
-        if self.within_classes is not None:
-            object.__setattr__(self, "within_classes", tuple(self.within_classes))
         self._validate()
 
     def _validate(self) -> None:
+        """Check (and normalise) every field by its metadata, then the rules across fields: the first problem raises
+        :class:`InvalidOptionError`, one line naming the option, the value and what is allowed. What depends on the
+        data (the data folder's existence, ``--k`` against the images, a class too small for ``--within-k``) is
+        checked by the stage that sees the data; ``--device cuda`` where torch is loaded anyway."""
         for f in fields(self):
-            value, meta = getattr(self, f.name), f.metadata
-            flag = flag_of(f.name)
-            if meta.get("minimum") is not None and value is not None and value < meta["minimum"]:
-                least = "positive" if meta["minimum"] < 1 and meta["minimum"] > 0 else f"at least {meta['minimum']}"
-                raise InvalidOptionError(f"{flag} must be {least}, got {value}")
-            choices = meta.get("choices")
-            allowed = list(choices()) if callable(choices) else choices
-            if allowed and value not in allowed:
-                raise InvalidOptionError(f"{flag} must be {_one_of(allowed)}, got {value!r}")
+            object.__setattr__(self, f.name, _checked(f, getattr(self, f.name)))
         if self.k_min > self.k_max:
             raise InvalidOptionError(f"--k-min {self.k_min} is larger than --k-max {self.k_max}")
 
@@ -245,7 +272,7 @@ class Config:
             raise InvalidOptionError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         if isinstance(config, Config):
             return replace(config, **overrides)  # type: ignore[arg-type]
-        return cls(data_dir=Path(config), **overrides)  # type: ignore[arg-type]
+        return cls(data_dir=config, **overrides)  # type: ignore[arg-type]
 
 
 def _one_of(values: Sequence[str]) -> str:
@@ -260,6 +287,113 @@ def options_shaping_outputs() -> list[str]:
 
 def flag_of(name: str) -> str:
     """The CLI flag that sets the field ``name`` (its long form)."""
-    meta = next(f.metadata for f in fields(Config) if f.name == name)
-    long = [flag for flag in meta.get("flags", ()) if flag.startswith("--")]
+    long = [flag for flag in _field(name).metadata["flags"] if flag.startswith("--")]
     return long[0] if long else "--" + name.replace("_", "-")
+
+
+def value_kind(name: str) -> Any:
+    """What the field ``name`` holds: ``bool``, ``int``, ``float``, ``str``, ``Path`` or :func:`split_names` (names)."""
+    f = _field(name)
+    if isinstance(f.default, bool):
+        return bool
+    kind = f.metadata["cli_type"] or type(f.default)
+    return Path if isinstance(kind, type) and issubclass(kind, Path) else kind
+
+
+def bounds_of(name: str) -> str | None:
+    """The allowed range of the number ``name`` in words (``between 2 and 20``), or ``None`` when it has none."""
+    meta = _field(name).metadata
+    lo, above, hi = meta["minimum"], meta["above"], meta["maximum"]
+    low = f"at least {_num(lo)}" if lo is not None else f"greater than {_num(above)}" if above is not None else None
+    if hi is None:
+        return low
+    if lo is not None:
+        return f"between {_num(lo)} and {_num(hi)}"
+    return f"{low} and at most {_num(hi)}" if low else f"at most {_num(hi)}"
+
+
+def from_text(name: str, text: str) -> Any:
+    """The value of the field ``name`` from its command-line text: numbers are read here, any other text is passed
+    on as it is (:class:`Config` takes paths and ``"a,b"`` class names as text, and checks every value)."""
+    kind = value_kind(name)
+    if kind is not int and kind is not float:
+        return text
+    try:
+        return kind(text)
+    except ValueError:
+        raise InvalidOptionError(f"{flag_of(name)} must be {_NUMBER[kind]}, got {text!r}") from None
+
+
+def _field(name: str) -> Field[Any]:
+    return next(f for f in fields(Config) if f.name == name)
+
+
+def _num(value: float) -> str:
+    """``1000.0`` -> ``1000``; other numbers as Python writes them."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _checked(f: Field[Any], value: Any) -> Any:
+    """``value`` checked against the metadata of the field ``f`` and normalised; or :class:`InvalidOptionError`
+    naming the flag (booleans and fields without a flag of their own: the Python name)."""
+    meta, kind = f.metadata, value_kind(f.name)
+    label = flag_of(f.name) if meta["cli"] and kind is not bool else f.name
+    if value is None and f.default is None:  # an optional option left unset
+        return None
+    if (choices := meta["choices"]) is not None:
+        allowed = list(choices()) if callable(choices) else list(choices)
+        if not isinstance(value, str) or value not in allowed:
+            raise InvalidOptionError(f"{label} must be {_one_of(allowed)}, got {value!r}")
+    elif kind is bool:
+        if not isinstance(value, bool):
+            raise InvalidOptionError(f"{label} must be True or False, got {value!r}")
+    elif kind is int or kind is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral if kind is int else numbers.Real):
+            raise InvalidOptionError(f"{label} must be {_NUMBER[kind]}, got {value!r}")
+        if kind is float and not math.isfinite(value):
+            raise InvalidOptionError(f"{label} must be a finite number, got {value}")
+        value = kind(value)
+        lo, above, hi = meta["minimum"], meta["above"], meta["maximum"]
+        if (lo is not None and value < lo) or (above is not None and value <= above) or (hi is not None and value > hi):
+            why = f" ({meta['why']})" if meta["why"] else ""
+            raise InvalidOptionError(f"{label} must be {bounds_of(f.name)}, got {value}{why}")
+    elif kind is Path:
+        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+            raise InvalidOptionError(f"{label} must be a path, got {value!r}")
+        value = Path(value)
+        if meta["path"]:
+            _check_path(label, meta["path"], value)
+    elif kind is split_names:
+        names = split_names(value) if isinstance(value, str) else value  # "a,b" as on the command line
+        valid = isinstance(names, (list, tuple)) and all(isinstance(n, str) and n.strip() for n in names)
+        if not valid or not names:
+            raise InvalidOptionError(f"{label} must be a list of one class name or more, none blank, got {value!r}")
+        value = tuple(dict.fromkeys(names))  # a class named twice is split once
+    elif not isinstance(value, str) or not value.strip():
+        raise InvalidOptionError(f"{label} must be non-blank text, got {value!r}")
+    elif meta["max_chars"] is not None and len(value) > meta["max_chars"]:
+        raise InvalidOptionError(f"{label} must be at most {meta['max_chars']} characters, got {len(value)}")
+    return value
+
+
+def _check_path(label: str, want: str, path: Path) -> None:
+    """``path`` is what ``want`` (see :func:`option`) says, or :class:`InvalidOptionError`."""
+    try:
+        if want == "file":
+            if not path.exists():
+                raise InvalidOptionError(f"{label} file '{path}' does not exist")
+            if not path.is_file():
+                raise InvalidOptionError(f"{label} '{path}' is not a file")
+            return
+        if path.exists():
+            if not path.is_dir():
+                raise InvalidOptionError(f"{label} '{path}' is {'a file, ' if path.is_file() else ''}not a folder")
+            nearest = path
+        else:
+            nearest = next(parent for parent in path.absolute().parents if parent.exists())
+            if not nearest.is_dir():
+                raise InvalidOptionError(f"{label} '{path}' cannot be created: '{nearest}' is not a folder")
+    except OSError as exc:  # e.g. a folder on the way that cannot be read
+        raise InvalidOptionError(f"{label} '{path}' cannot be checked: {exc.strerror or exc}") from None
+    if want == "writable folder" and not os.access(nearest, os.W_OK | os.X_OK):
+        raise InvalidOptionError(f"{label} '{path}' cannot be written: '{nearest}' is not writable")

@@ -53,10 +53,7 @@ def discover(config: Config) -> ImageSet:
     An :class:`ImageSet`, labeled when the folder has class subfolders holding images, sorted by path.
     """
     root = config.data_dir
-    if not root.exists():
-        raise DataDirError(f"data folder '{root}' does not exist")
-    if not root.is_dir():
-        raise DataDirError(f"data folder '{root}' is not a folder")
+    check_data_dir(root)
 
     top_files, class_files, skipped = _walk(root)
     notes: list[str] = []
@@ -97,6 +94,14 @@ def discover(config: Config) -> ImageSet:
         skipped=tuple(sorted(skipped, key=lambda s: s.path)),
         notes=tuple(notes),
     )
+
+
+def check_data_dir(root: Path) -> None:
+    """Raise :class:`DataDirError` unless ``root`` is an existing folder (the CLI checks it before other work)."""
+    if not root.exists():
+        raise DataDirError(f"data folder '{root}' does not exist")
+    if not root.is_dir():
+        raise DataDirError(f"data folder '{root}' is not a folder")
 
 
 def _walk(root: Path) -> tuple[list[str], dict[str, list[str]], list[Skipped]]:

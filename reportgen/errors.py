@@ -16,7 +16,7 @@ class NoImagesError(ReportgenError, ValueError):
 
 
 class InvalidOptionError(ReportgenError, ValueError):
-    """An option's value cannot be used with this data."""
+    """An option's value is not allowed (see its field in :mod:`reportgen.config`), or cannot be used with this data."""
 
 
 class BackboneError(ReportgenError, ValueError):

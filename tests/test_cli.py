@@ -48,8 +48,8 @@ def test_one_image(tmp_path: Path, labeled_dir: Path, capsys: pytest.CaptureFixt
     [
         (["--k", "0"], "Error: --k must be at least 1, got 0\n"),
         (["--k-min", "5", "--k-max", "3"], "Error: --k-min 5 is larger than --k-max 3\n"),
-        (["--within-k", "1"], "Error: --within-k must be at least 2, got 1\n"),
-        (["--k", "x"], "Error: argument --k: invalid int value: 'x'\n"),
+        (["--within-k", "1"], "Error: --within-k must be between 2 and 20, got 1\n"),
+        (["--k", "x"], "Error: --k must be a whole number, got 'x'\n"),
     ],
 )
 def test_bad_option_values(tmp_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
