@@ -103,9 +103,10 @@ def assemble(
 ) -> Run:
     """The Run record of the stage results: what every output reads."""
     images = embeddings.images
+    folder = config.data_dir.resolve().name
     dataset = Dataset(
-        title=config.title or f"Image clusters: {config.data_dir.resolve().name}",
-        name=config.data_dir.resolve().name,
+        title=config.title or f"Image clusters: {folder}",
+        name=folder,
         labeled=images.labeled,
         classes=images.classes,
         n_images=len(images),

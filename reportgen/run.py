@@ -10,7 +10,7 @@ How a record becomes JSON is declared on its fields (see :mod:`reportgen.schema`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -102,8 +102,6 @@ class Images:
 @dataclass(frozen=True)
 class Run:
     """Everything one run found. Groups marked ``flatten`` share summary.json's top level (its public shape)."""
-
-    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ()
 
     dataset: Dataset = field(metadata={"flatten": True})
     extraction: Extraction = field(metadata={"flatten": True})

@@ -111,18 +111,18 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
     clusters = cluster_infos(clustering, x, top1, images, per_image)
     mean = None if per_image is None else float(np.nanmean(per_image))
     if not images.labeled:
-        found = outliers(clustering, clusters, neighbours, embeddings)
+        detailed, every = outliers(clustering, clusters, neighbours, embeddings)
         is_outlier = np.zeros(n, dtype=bool)
-        is_outlier[[o.index for o in found]] = True
+        is_outlier[every] = True
         return Analysis(
             metrics=None,
             clusters=clusters,
             count_matrix=None,
             class_spread=(),
             n_oddballs=0,
-            n_outliers=len(found),
+            n_outliers=len(every),
             oddballs=(),
-            outliers=tuple(found[:DETAILED]),
+            outliers=detailed,
             shared_clusters=(),
             within_class=(),
             labeled=False,
@@ -142,9 +142,9 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
         clusters=clusters,
         count_matrix=compared.count_matrix,
         class_spread=compared.spreads,
-        n_oddballs=len(compared.oddballs),
+        n_oddballs=compared.n_oddballs,
         n_outliers=0,
-        oddballs=tuple(compared.oddballs[:DETAILED]),
+        oddballs=compared.oddballs,
         outliers=(),
         shared_clusters=compared.shared,
         within_class=within,

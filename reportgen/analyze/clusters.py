@@ -116,8 +116,9 @@ def cluster_infos(
 
 def outliers(
     clustering: Clustering, clusters: tuple[ClusterInfo, ...], neighbours: Neighbours, embeddings: Embeddings
-) -> list[Outlier]:
-    """Images beyond their cluster's Tukey fence, farthest beyond first; neighbours for the first ``DETAILED``."""
+) -> tuple[tuple[Outlier, ...], np.ndarray]:
+    """Images beyond their cluster's Tukey fence: the first ``DETAILED`` (farthest beyond first) in detail, and
+    the indices of every one."""
     found = []
     for c in range(clustering.k):
         members = np.flatnonzero(clustering.labels == c)
@@ -130,8 +131,8 @@ def outliers(
     found.sort(key=lambda o: (-(o[2] - o[3]), o[0]))
     paths = embeddings.images.paths
     out = []
-    for rank, (i, c, distance, fence) in enumerate(found):
-        near = neighbours.of(i) if rank < DETAILED else ()
+    for i, c, distance, fence in found[:DETAILED]:
+        near = neighbours.of(i)
         out.append(
             Outlier(
                 path=paths[i],
@@ -145,7 +146,7 @@ def outliers(
                 neighbour_index=near,
             )
         )
-    return out
+    return tuple(out), np.array([o[0] for o in found], dtype=int)
 
 
 def top_predictions(embeddings: Embeddings, i: int, n: int = 3) -> tuple[tuple[str, float], ...]:

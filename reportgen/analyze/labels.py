@@ -27,7 +27,8 @@ class Comparison:
     metrics: Metrics
     count_matrix: CountMatrix
     spreads: tuple[ClassSpread, ...]
-    oddballs: tuple[Oddball, ...]  # every one, most odd first; neighbours for the first ``DETAILED``
+    n_oddballs: int  # every one
+    oddballs: tuple[Oddball, ...]  # the first ``DETAILED``, most odd first
     is_oddball: np.ndarray
     shared: tuple[SharedCluster, ...]
 
@@ -71,13 +72,13 @@ def compare_with_labels(
             d_class=dc,
             d_cluster=dk,
             margin=dc - dk,
-            neighbours=neighbours.records(i) if rank < DETAILED else (),
+            neighbours=neighbours.records(i),
             top_predictions=top_predictions(embeddings, i),
             index=i,
             typical_class=tuple(j for j in typical_of_class[y_idx[i]] if j != i)[:TYPICAL_SHOWN],
             typical_cluster=tuple(j for j in typical_of_cluster[int(labels[i])] if j != i)[:TYPICAL_SHOWN],
         )
-        for rank, (i, dc, dk) in enumerate(found)
+        for i, dc, dk in found[:DETAILED]  # the rest are counted and marked, not detailed
     )
     is_oddball = np.zeros(len(y), dtype=bool)
     is_oddball[odd_idx] = True
@@ -86,6 +87,7 @@ def compare_with_labels(
         metrics=label_metrics(y, labels),
         count_matrix=matrix,
         spreads=spreads,
+        n_oddballs=len(found),
         oddballs=oddballs,
         is_oddball=is_oddball,
         shared=_shared(counts, images.classes, y, x, clustering, clusters),
