@@ -132,3 +132,15 @@ def test_keeping_the_outputs_loads_no_scientific_library(folder: Path, tmp_path:
     )
     done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True, timeout=120)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_state_that_vouches_for_fewer_outputs_keeps_nothing(folder: Path, tmp_path: Path) -> None:
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    _run(folder, out, cache)
+    config = Config(folder, out_dir=out, backbone="efficientnet-lite0", cache_dir=cache)
+    inputs = fingerprint(config)
+    assert current_outputs(config, inputs) == out / "report.html"
+    state = json.loads((out / STATE_FILE).read_text(encoding="utf-8"))
+    del state["output_sha256"]["summary.json"]  # summary.json could then be anything
+    (out / STATE_FILE).write_text(json.dumps(state))
+    assert current_outputs(config, inputs) is None
