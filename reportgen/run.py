@@ -25,7 +25,9 @@ from .maps import Map2D
 from .reduce import Reduced
 from .schema import encode, no_json
 
-SCHEMA_VERSION = 2  # 1: summary.json before it had a schema (the freshness state lived in it)
+SCHEMA_VERSION = 3  # 1: summary.json before it had a schema (the freshness state lived in it); 2: the first schema;
+# 3: oddballs are images that look like another class (n_oddballs, oddballs, is_oddball), within-class "meaningful"
+# also needs the class to be broad
 # assignments.csv, one row per image, in this column order (a public interface).
 ASSIGNMENT_COLUMNS = ("path", "label", "cluster", "within_cluster", "is_oddball", "distance", "top1_class", "top1_prob")
 

@@ -136,12 +136,19 @@ def test_analyze_counts_oddballs_shared_clusters_and_metrics() -> None:
     assert bear.size == 21 and bear.n_clusters == 2
     assert a.is_oddball[odd]
     bear_odd = next(o for o in a.oddballs if o.index == odd)
-    assert bear_odd.d_cluster < bear_odd.d_class and len(bear_odd.neighbours) == 3
-    assert odd not in [n.index for n in bear_odd.neighbours]
+    assert bear_odd.looks_like == "apple" and bear_odd.vote_margin == 10 and bear_odd.votes == {"apple": 10}
+    assert bear_odd.p_looks_like - bear_odd.p_label == pytest.approx(bear_odd.classifier_margin)
+    assert bear_odd.classifier_margin >= 0.15 and bear_odd.d_cluster < bear_odd.d_class
+    assert len(bear_odd.neighbours) == 10 and odd not in [n.index for n in bear_odd.neighbours]
     assert bear_odd.path == emb.images.paths[odd] and bear_odd.cluster_name == a.clusters[bear_odd.cluster].name
-    assert a.is_oddball.sum() == len(a.oddballs)
-    assert all(o.cluster != o.class_cluster and o.margin > 0 for o in a.oddballs)
-    assert [o.margin for o in a.oddballs] == sorted((o.margin for o in a.oddballs), reverse=True)
+    assert a.is_oddball.sum() == len(a.oddballs) == a.n_oddballs
+    assert all(o.vote_margin >= 5 and o.classifier_margin >= 0.15 for o in a.oddballs)
+    evidence = [(o.vote_margin, o.classifier_margin) for o in a.oddballs]
+    assert evidence == sorted(evidence, reverse=True)
+    # the apples among the cats sit outside apple's majority cluster, and so does the odd bear: counted, and
+    # flagged only when the evidence points elsewhere
+    home = {s.label: s.majority_cluster for s in a.class_spread}
+    assert a.n_outside_majority == sum(int(c.labels[i]) != home[names[i]] for i in range(60)) >= 9
     cat_cluster = next(s.majority_cluster for s in a.class_spread if s.label == "cat")
     assert [(s.cluster, s.classes) for s in a.shared_clusters] == [(cat_cluster, {"cat": 12, "apple": 8})]
     cat_part, apple_part = a.shared_clusters[0].parts

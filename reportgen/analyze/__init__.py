@@ -3,10 +3,13 @@
 Rules (also in the README):
 
 * A class's **majority cluster** is the cluster holding most of its images (ties: the lower cluster number).
-* An **oddball** is an image whose cluster is not its class's majority cluster. Each is measured by
-  ``d_class`` (distance to its class's centre, the mean of the class's images) and ``d_cluster`` (distance to
-  the centre of the cluster it joined), in the PCA space; oddballs are ranked by ``d_class - d_cluster``, how
-  much closer the image sits to the cluster it joined than to its own class.
+* An **oddball** is an image whose label the evidence doubts (:mod:`.evidence`): most of its 10 most similar
+  images belong to one other class (at least 5 more than to its own), and a classifier trained on the folder's
+  other images agrees (that class's probability at least 0.15 above its label's). Both thresholds were fitted
+  leave-one-folder-out on planted mislabels (``bench/oddballs.py``). Oddballs are ranked by the vote margin, then
+  the classifier margin. Each also records ``d_class`` (distance to its class's centre) and ``d_cluster``
+  (distance to the centre of the cluster it joined) in the PCA space; images outside their class's majority
+  cluster are counted (``n_outside_majority``) but are not oddballs for that alone.
 * A cluster is **shared** ("classes grouped together") when at least two classes each have a material share of it
   (at least ``max(2, 10% of the cluster's size)`` images); names, catch-alls and montages follow the rules in
   :mod:`.makeup`.
@@ -14,8 +17,11 @@ Rules (also in the README):
   ``within.MIN_PER_GROUP``) on one class's images in the same space. The **split score** compares the split's mean
   silhouette with the silhouettes the same K-means gets on structureless data: ``NULL_DRAWS`` samples from one
   Gaussian with the class's own mean and covariance (same size, same spread, no groups). The score is the z-score
-  of the real silhouette against those; a split is **meaningful** when the score is at least ``MEANINGFUL_Z`` and
-  no sub-cluster is a near-singleton (under ``max(3, 5%)`` of the class). For classes over
+  of the real silhouette against those. The **breadth** is the class's spread (mean squared distance to its
+  centre, on unit-length rows) over the median class's. A split is **meaningful** when the score is at least
+  ``MEANINGFUL_Z``, the breadth at least ``BROAD`` (both fitted leave-one-folder-out on merged classes,
+  ``bench/splits.py``) and no sub-cluster is a near-singleton (under ``max(3, 5%)`` of the class); meaningful
+  splits come first, then the broadest classes. For classes over
   ``SPLIT_SILHOUETTE_SAMPLE`` images, every one of those silhouettes is computed on a seeded sample of that many
   (the same estimator for the real split and the null draws); the null draws have at most ``NULL_MAX_POINTS``
   points, and a class over ``sampling.LARGE_N`` images is split by K-means fitted on a seeded sample of that many.
@@ -46,6 +52,7 @@ from .records import (
     ClassSpread,
     ClusterInfo,
     CountMatrix,
+    LabelCheck,
     Metrics,
     Oddball,
     Outlier,
@@ -70,11 +77,13 @@ class Analysis:
     count_matrix: CountMatrix | None
     class_spread: tuple[ClassSpread, ...] = keyed_by("label")
     n_oddballs: int
+    n_outside_majority: int  # images outside their class's majority cluster (0 unlabeled)
+    label_check: LabelCheck | None  # do the features tell the classes apart (None unlabeled)
     n_outliers: int
     oddballs: tuple[Oddball, ...]
     outliers: tuple[Outlier, ...]
     shared_clusters: tuple[SharedCluster, ...]
-    within_class: tuple[WithinClass, ...] = keyed_by("label")  # highest split score first
+    within_class: tuple[WithinClass, ...] = keyed_by("label")  # meaningful first, then broadest
     labeled: bool = no_json()
     top1: tuple[str, ...] = no_json()  # each image's top-1 ImageNet class ("" without a classifier head)
     silhouettes: np.ndarray | None = no_json()  # per image, NaN outside the sample (None when K < 2)
@@ -107,11 +116,10 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
         else ("",) * n
     )
     per_image = silhouettes(x, clustering.labels, clustering.k, config.seed)
-    neighbours = Neighbours(x, images)
     clusters = cluster_infos(clustering, x, top1, images, per_image)
     mean = None if per_image is None else float(np.nanmean(per_image))
     if not images.labeled:
-        detailed, every = outliers(clustering, clusters, neighbours, embeddings)
+        detailed, every = outliers(clustering, clusters, Neighbours(x, images), embeddings)
         is_outlier = np.zeros(n, dtype=bool)
         is_outlier[every] = True
         return Analysis(
@@ -120,6 +128,8 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
             count_matrix=None,
             class_spread=(),
             n_oddballs=0,
+            n_outside_majority=0,
+            label_check=None,
             n_outliers=len(every),
             oddballs=(),
             outliers=detailed,
@@ -134,7 +144,7 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
             notes=(),
         )
 
-    compared = compare_with_labels(embeddings, x, clustering, clusters, neighbours)
+    compared = compare_with_labels(embeddings, x, clustering, clusters, config.seed)
     notes: list[str] = []
     within, within_labels = split_classes(images, x, top1, config, notes)
     return Analysis(
@@ -143,6 +153,8 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
         count_matrix=compared.count_matrix,
         class_spread=compared.spreads,
         n_oddballs=compared.n_oddballs,
+        n_outside_majority=compared.n_outside_majority,
+        label_check=compared.label_check,
         n_outliers=0,
         oddballs=compared.oddballs,
         outliers=(),

@@ -12,9 +12,19 @@ from sklearn.metrics.cluster import contingency_matrix
 
 from ..cluster.stage import Clustering
 from ..extract import Embeddings
-from .clusters import DETAILED, Neighbours, nearest, top_predictions
+from .clusters import DETAILED, nearest, top_predictions
+from .evidence import Evidence, label_evidence
 from .makeup import material
-from .records import ClassSpread, ClusterInfo, CountMatrix, Metrics, Oddball, SharedCluster
+from .records import (
+    ClassSpread,
+    ClusterInfo,
+    CountMatrix,
+    LabelCheck,
+    Metrics,
+    Neighbour,
+    Oddball,
+    SharedCluster,
+)
 
 PART_MONTAGE_SIZE = 6
 TYPICAL_SHOWN = 3
@@ -30,6 +40,8 @@ class Comparison:
     n_oddballs: int  # every one
     oddballs: tuple[Oddball, ...]  # the first ``DETAILED``, most odd first
     is_oddball: np.ndarray
+    n_outside_majority: int  # images outside their class's majority cluster
+    label_check: LabelCheck
     shared: tuple[SharedCluster, ...]
 
 
@@ -38,7 +50,7 @@ def compare_with_labels(
     x: np.ndarray,
     clustering: Clustering,
     clusters: tuple[ClusterInfo, ...],
-    neighbours: Neighbours,
+    seed: int,
 ) -> Comparison:
     """Compare ``clustering`` with the folder labels of ``embeddings.images``."""
     images = embeddings.images
@@ -54,34 +66,16 @@ def compare_with_labels(
     y_idx = np.array([class_of[v] for v in y])
     centres = np.stack([x[y_idx == j].mean(axis=0) for j in range(len(images.classes))])
     home = np.array([s.majority_cluster for s in spreads])[y_idx]
-    odd_idx = np.flatnonzero(labels != home)
-    d_class = np.linalg.norm(x[odd_idx] - centres[y_idx[odd_idx]], axis=1)
-    found = [(int(i), float(dc), float(clustering.distances[i])) for i, dc in zip(odd_idx, d_class, strict=True)]
-    found.sort(key=lambda o: (-(o[1] - o[2]), images.paths[o[0]]))
+    evidence = label_evidence(x, y_idx, len(images.classes), seed)
+    is_oddball = evidence.flagged()
+    found = evidence.order(np.flatnonzero(is_oddball))
     typical_of_class = {
         j: nearest(np.flatnonzero(y_idx == j), x, centres[j], TYPICAL_SHOWN + 1) for j in range(len(images.classes))
     }
-    typical_of_cluster = {c: _typical_of_cluster(clustering, clusters[c], y, x, c) for c in range(clustering.k)}
     oddballs = tuple(
-        Oddball(
-            path=images.paths[i],
-            label=y[i],
-            cluster=int(labels[i]),
-            cluster_name=clusters[labels[i]].name,
-            class_cluster=int(home[i]),
-            d_class=dc,
-            d_cluster=dk,
-            margin=dc - dk,
-            neighbours=neighbours.records(i),
-            top_predictions=top_predictions(embeddings, i),
-            index=i,
-            typical_class=tuple(j for j in typical_of_class[y_idx[i]] if j != i)[:TYPICAL_SHOWN],
-            typical_cluster=tuple(j for j in typical_of_cluster[int(labels[i])] if j != i)[:TYPICAL_SHOWN],
-        )
-        for i, dc, dk in found[:DETAILED]  # the rest are counted and marked, not detailed
+        _oddball(int(i), embeddings, evidence, x, clustering, clusters, centres, home, typical_of_class)
+        for i in found[:DETAILED]  # the rest are counted and marked, not detailed
     )
-    is_oddball = np.zeros(len(y), dtype=bool)
-    is_oddball[odd_idx] = True
     matrix = CountMatrix(images.classes, tuple(range(clustering.k)), counts.astype(int), _column_order(counts))
     return Comparison(
         metrics=label_metrics(y, labels),
@@ -90,7 +84,50 @@ def compare_with_labels(
         n_oddballs=len(found),
         oddballs=oddballs,
         is_oddball=is_oddball,
+        n_outside_majority=int((labels != home).sum()),
+        label_check=LabelCheck(evidence.accuracy, evidence.chance, evidence.beats_chance),
         shared=_shared(counts, images.classes, y, x, clustering, clusters),
+    )
+
+
+def _oddball(
+    i: int,
+    embeddings: Embeddings,
+    evidence: Evidence,
+    x: np.ndarray,
+    clustering: Clustering,
+    clusters: tuple[ClusterInfo, ...],
+    centres: np.ndarray,
+    home: np.ndarray,
+    typical_of_class: dict[int, tuple[int, ...]],
+) -> Oddball:
+    images = embeddings.images
+    classes = images.classes
+    own, other = int(np.flatnonzero(np.array(classes) == images.labels[i])[0]), int(evidence.looks_like[i])
+    joined = int(clustering.labels[i])
+    d_class = float(np.linalg.norm(x[i] - centres[own]))
+    d_cluster = float(clustering.distances[i])
+    votes = evidence.votes[i]
+    return Oddball(
+        path=images.paths[i],
+        label=classes[own],
+        looks_like=classes[other],
+        vote_margin=int(evidence.vote_margin[i]),
+        votes={classes[j]: int(votes[j]) for j in sorted(np.flatnonzero(votes), key=lambda j: (-votes[j], classes[j]))},
+        classifier_margin=float(evidence.classifier_margin[i]),
+        p_label=float(evidence.probabilities[i, own]),
+        p_looks_like=float(evidence.probabilities[i, other]),
+        cluster=joined,
+        cluster_name=clusters[joined].name,
+        class_cluster=int(home[i]),
+        d_class=d_class,
+        d_cluster=d_cluster,
+        margin=d_class - d_cluster,
+        neighbours=tuple(Neighbour(images.paths[j], images.labels[j], int(j)) for j in evidence.voters[i]),
+        top_predictions=top_predictions(embeddings, i),
+        index=i,
+        typical_class=tuple(j for j in typical_of_class[own] if j != i)[:TYPICAL_SHOWN],
+        typical_looks_like=typical_of_class[other][:TYPICAL_SHOWN],
     )
 
 
@@ -123,17 +160,6 @@ def _column_order(counts: np.ndarray) -> tuple[int, ...]:
     matched = [int(c) for _, c in sorted(zip(rows, cols, strict=True))]
     rest = sorted(set(range(counts.shape[1])) - set(matched), key=lambda c: (-counts[:, c].sum(), c))
     return tuple(matched + rest)
-
-
-def _typical_of_cluster(
-    clustering: Clustering, info: ClusterInfo, y: np.ndarray, x: np.ndarray, c: int
-) -> tuple[int, ...]:
-    """The members of cluster ``c``'s largest class nearest its centre: what the cluster is mostly made of."""
-    if not info.classes:
-        return ()
-    largest = next(iter(info.classes))
-    members = np.flatnonzero((clustering.labels == c) & (y == largest))
-    return nearest(members, x, clustering.centers[c], TYPICAL_SHOWN + 1)
 
 
 def _shared(

@@ -56,21 +56,36 @@ class Neighbour:
 
 @dataclass(frozen=True)
 class Oddball:
-    """An image that landed away from its class's majority cluster."""
+    """An image whose label the evidence doubts (:mod:`.evidence`): it looks like another class."""
 
     path: str
     label: str
+    looks_like: str  # the other class with the most evidence
+    vote_margin: int  # of its evidence.VOTERS most similar images: how many more are looks_like than its label
+    votes: dict[str, int]  # class -> how many of those images belong to it, most first
+    classifier_margin: float  # cross-validated probability of looks_like minus that of its label
+    p_label: float
+    p_looks_like: float
     cluster: int
     cluster_name: str
-    class_cluster: int
+    class_cluster: int  # its class's majority cluster
     d_class: float  # distance to the class centre
     d_cluster: float  # distance to the centre of the cluster it joined
     margin: float  # d_class - d_cluster: how much closer it sits to the cluster it joined
-    neighbours: tuple[Neighbour, ...]  # nearest other images, nearest first
+    neighbours: tuple[Neighbour, ...]  # its most similar images (the voters), nearest first
     top_predictions: tuple[tuple[str, float], ...]
     index: int = no_json()
     typical_class: tuple[int, ...] = no_json()  # its class's images nearest the class's centre
-    typical_cluster: tuple[int, ...] = no_json()  # the joined cluster's largest class, nearest its centre
+    typical_looks_like: tuple[int, ...] = no_json()  # the same for the class it looks like
+
+
+@dataclass(frozen=True)
+class LabelCheck:
+    """Whether the features tell the classes apart at all (:mod:`.evidence`): no oddball is flagged otherwise."""
+
+    classifier_accuracy: float  # cross-validated, on the images of classes of at least evidence.MIN_CLASS
+    chance: float  # the largest class's share of those images
+    beats_chance: bool  # one-sided binomial test at evidence.CHANCE_P
 
 
 @dataclass(frozen=True)
@@ -115,7 +130,8 @@ class WithinClass:
     silhouette: float
     null_silhouette: NullSilhouette  # the same split's silhouette on structureless data of the same shape
     split_score: float  # z-score of ``silhouette`` against ``null_silhouette``
-    meaningful: bool
+    breadth: float  # the class's spread over the median class's spread in the folder (1: a typical class)
+    meaningful: bool  # split_score >= within.MEANINGFUL_Z, breadth >= within.BROAD, no near-singleton
     top_predictions: tuple[tuple[Share, ...], ...]  # per sub-cluster
     indices: tuple[int, ...] = no_json()  # image indices of the class
     sub_labels: tuple[int, ...] = no_json()  # sub-cluster of each of ``indices``

@@ -9,13 +9,16 @@ from ..cluster import N_INIT, kmeans, renumber_by_size
 from ..config import Config
 from ..discover import ImageSet
 from ..errors import InvalidOptionError
+from ..reduce import directions
 from ..sampling import LARGE_N, seeded_sample
 from .clusters import nearest, top_shares
 from .records import NullSilhouette, WithinClass
 
 NULL_DRAWS = 20
 NULL_N_INIT = 3
-MEANINGFUL_Z = 2.0
+# Fitted leave-one-folder-out on classes made by merging two real classes (bench/splits.py, docs/quality.md).
+MEANINGFUL_Z = 3.0
+BROAD = 1.0  # a real split needs a class at least as broad as the folder's median class
 SPLIT_SILHOUETTE_SAMPLE = 1000
 NULL_MAX_POINTS = 2_000
 MIN_PER_GROUP = 3  # a class of n images is split into at most n // 3 sub-clusters
@@ -26,9 +29,10 @@ def split_classes(
     images: ImageSet, x: np.ndarray, top1: tuple[str, ...], config: Config, notes: list[str]
 ) -> tuple[tuple[WithinClass, ...], np.ndarray]:
     """Split each chosen class into ``config.within_k`` (at most a third of its distinct images); the splits
-    (highest score first) and each image's sub-cluster (-1 where its class was not split). A split is meaningful
-    when its score is at least ``MEANINGFUL_Z`` and no sub-cluster is a near-singleton. Classes too small to split,
-    or split into fewer than asked, add a sentence to ``notes``."""
+    (meaningful ones first, then broadest first) and each image's sub-cluster (-1 where its class was not split).
+    A split is meaningful when its score is at least ``MEANINGFUL_Z``, the class's breadth at least ``BROAD``, and
+    no sub-cluster is a near-singleton. Classes too small to split, or split into fewer than asked, add a sentence
+    to ``notes``."""
     classes = images.classes
     y = np.array(images.labels, dtype=object)
     chosen = config.within_classes if config.within_classes is not None else classes
@@ -39,6 +43,7 @@ def split_classes(
             f"classes are: {', '.join(classes)}"
         )
     within_labels = np.full(len(y), -1)
+    breadth = class_breadth(x, y, classes)
     results = []
     for cls in chosen:
         idx = np.flatnonzero(y == cls)
@@ -64,7 +69,6 @@ def split_classes(
         sd = float(null.std(ddof=1)) if len(null) > 1 else 0.0
         score = (sil - float(null.mean())) / max(sd, 1e-9)
         sizes = np.bincount(sub, minlength=k)
-        groups = bool(sizes.min() >= max(MIN_PER_GROUP, MIN_GROUP_SHARE * len(idx)))  # no near-singletons
         results.append(
             WithinClass(
                 label=cls,
@@ -73,15 +77,41 @@ def split_classes(
                 silhouette=sil,
                 null_silhouette=NullSilhouette(float(null.mean()), sd),
                 split_score=float(score),
-                meaningful=bool(score >= MEANINGFUL_Z) and groups,
+                breadth=breadth[cls],
+                meaningful=meaningful(float(score), breadth[cls], sizes),
                 top_predictions=tuple(top_shares([top1[i] for i in idx[sub == j]]) for j in range(k)),
                 indices=tuple(int(i) for i in idx),
                 sub_labels=tuple(int(s) for s in sub),
                 nearest=tuple(nearest(idx[sub == j], x, centres[j]) for j in range(k)),
             )
         )
-    results.sort(key=lambda w: (-w.split_score, w.label))
+    results.sort(key=rank)
     return tuple(results), within_labels
+
+
+def meaningful(score: float, breadth: float, sizes: np.ndarray, z: float = MEANINGFUL_Z, broad: float = BROAD) -> bool:
+    """Whether a split with this score, class breadth and sub-cluster sizes is real (the defaults are the fitted
+    thresholds): distinct halves, a broad class, and no near-singleton."""
+    groups = sizes.min() >= max(MIN_PER_GROUP, MIN_GROUP_SHARE * sizes.sum())
+    return bool(score >= z and breadth >= broad and groups)
+
+
+def rank(w: WithinClass) -> tuple[bool, float, str]:
+    """The order of the splits: meaningful ones first, then the broadest classes."""
+    return not w.meaningful, -w.breadth, w.label
+
+
+def class_breadth(x: np.ndarray, y: np.ndarray, classes: tuple[str, ...]) -> dict[str, float]:
+    """Each class's spread (mean squared distance to its centre, on :func:`reduce.directions`) over the median
+    spread of the folder's classes of two or more images: a class made of two kinds of image is broader than
+    one made of a single kind."""
+    d = directions(x)
+    spread = {}
+    for cls in classes:
+        rows = d[y == cls]
+        spread[cls] = float(((rows - rows.mean(axis=0)) ** 2).sum(axis=1).mean()) if len(rows) else 0.0
+    typical = float(np.median([spread[c] for c in classes if (y == c).sum() >= 2] or [0.0]))
+    return {cls: spread[cls] / typical if typical > 0 else 1.0 for cls in classes}
 
 
 def split_silhouette(xs: np.ndarray, k: int, seed: int, n_init: int = N_INIT) -> tuple[np.ndarray, float]:

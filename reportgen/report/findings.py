@@ -15,7 +15,6 @@ def findings(dataset: Dataset, k_selection: KSelection, analysis: Analysis) -> t
     """Sentences about the result, each backed by numbers in the Run; the report prints them as a paragraph."""
     out = []
     n, k = dataset.n_images, k_selection.chosen_k
-    names = [c.name for c in analysis.clusters]
     if dataset.labeled:
         m = analysis.metrics
         out.append(
@@ -25,27 +24,41 @@ def findings(dataset: Dataset, k_selection: KSelection, analysis: Analysis) -> t
         out += _classes_and_clusters(analysis)
         if analysis.oddballs:
             top = analysis.oddballs[0]
-            where = (
-                "1 oddball image sits outside its class's main cluster; it is"
-                if analysis.n_oddballs == 1
-                else f"{analysis.n_oddballs} oddball images sit outside their class's main cluster; the oddest is"
-            )
+            many = analysis.n_oddballs != 1
             out.append(
-                f"{where} {top.path}, a {top.label} image that joined cluster {top.cluster} ({names[top.cluster]})."
+                f"{analysis.n_oddballs} image{'s look' if many else ' looks'} more like another class than "
+                f"{'their' if many else 'its'} own (oddball{'s' if many else ''}: the most similar images and a "
+                "classifier trained on the rest of the folder both point to another class); the strongest case is "
+                f"{top.path}, labelled {top.label}, which looks "
+                f"like {top.looks_like} ({top.votes.get(top.looks_like, 0)} of its {len(top.neighbours)} most similar "
+                "images)."
+            )
+        elif analysis.label_check is not None and not analysis.label_check.beats_chance:
+            check = analysis.label_check
+            out.append(
+                "The features do not tell the classes apart better than chance (a classifier trained on the folder "
+                f"is right for {check.classifier_accuracy:.0%} of the images, always answering the largest class "
+                f"gives {check.chance:.0%}), so no image is flagged as an oddball."
             )
         else:
-            out.append("Every image sits in its class's main cluster.")
+            out.append(
+                "No image looks mislabelled: none has both most of its similar images and the classifier pointing to "
+                "another class."
+            )
         real = [w for w in analysis.within_class if w.meaningful]
         if real:
             out.append(
-                "Splits that look real (split score 2 or more): "
+                "Splits that look real (split score 3 or more in a class at least as broad as a typical one): "
                 + ", ".join(
                     f"{w.label} ({' / '.join(str(s) for s in w.sizes)}, score {w.split_score:.1f})" for w in real
                 )
                 + "."
             )
         elif analysis.within_class:
-            out.append("No class splits into groups more distinct than the same split of structureless data.")
+            out.append(
+                "No class looks like two kinds of image: none is both broader than a typical class and split into "
+                "groups more distinct than structureless data gives."
+            )
     else:
         out.append(f"The {n} unlabeled images fall into {k} clusters.")
         loose = [c for c in analysis.clusters if c.catch_all]

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..analyze.records import Oddball, WithinClass
+from ..analyze.within import BROAD, MEANINGFUL_Z, meaningful
 from ..choose_k import LABELS
 
 if TYPE_CHECKING:
@@ -126,21 +128,25 @@ def _oddballs(run: Run, page: Page) -> dict[str, Any]:
                 "o": o,
                 "tile": page.tile(o.index),
                 "home_name": run.analysis.clusters[o.class_cluster].name,
-                "closer": 1 - o.d_cluster / o.d_class if o.d_class > 0 else 0.0,
                 "neighbours": page.tiles(n.index for n in o.neighbours),
                 "typical_class": page.tiles(o.typical_class),
-                "typical_cluster": page.tiles(o.typical_cluster),
+                "typical_looks_like": page.tiles(o.typical_looks_like),
             }
         )
-    margins = [o.margin for o in run.analysis.oddballs]
-    tied = {round(m, 6) for m in margins if margins.count(m) > 1}
-    return {"oddballs": items, "rest": run.analysis.oddballs[ODDBALL_CARDS:], "tied": tied}
+    keys = [_evidence(o) for o in run.analysis.oddballs]
+    tied = {key for key in keys if keys.count(key) > 1}
+    return {"oddballs": items, "rest": run.analysis.oddballs[ODDBALL_CARDS:], "tied": tied, "evidence": _evidence}
+
+
+def _evidence(o: Oddball) -> tuple[int, float]:
+    """What oddballs are ranked by (equal keys are ties)."""
+    return o.vote_margin, round(o.classifier_margin, 6)
 
 
 def _oddball_images(run: Run) -> Iterable[int]:
     out = []
     for o in run.analysis.oddballs[:ODDBALL_CARDS]:
-        out += [o.index, *(n.index for n in o.neighbours), *o.typical_class, *o.typical_cluster]
+        out += [o.index, *(n.index for n in o.neighbours), *o.typical_class, *o.typical_looks_like]
     return out
 
 
@@ -161,6 +167,7 @@ def _within(run: Run, page: Page) -> dict[str, Any]:
         "within": [
             {
                 "w": w,
+                "why": _split_verdict(w),
                 "subs": [
                     {"size": w.sizes[j], "preds": w.top_predictions[j], "tiles": page.tiles(w.nearest[j])}
                     for j in range(w.k)
@@ -169,6 +176,20 @@ def _within(run: Run, page: Page) -> dict[str, Any]:
             for w in run.analysis.within_class
         ]
     }
+
+
+def _split_verdict(w: WithinClass) -> str:
+    """Why a split is or is not marked real, in the words of the rule (analyze.within)."""
+    if w.meaningful:
+        return f"score {w.split_score:.1f} (at least {MEANINGFUL_Z:g}) and breadth {w.breadth:.2f} (at least {BROAD:g})"
+    if not meaningful(w.split_score, w.breadth, np.array(w.sizes), z=-np.inf, broad=-np.inf):
+        return "a sub-cluster is a near-singleton"
+    if w.split_score < MEANINGFUL_Z:
+        return f"score {w.split_score:.1f}, under {MEANINGFUL_Z:g}: structureless data of this shape splits as well"
+    return (
+        f"its halves are distinct (score {w.split_score:.1f}), but the class is no broader than a typical one "
+        f"(breadth {w.breadth:.2f}, under {BROAD:g})"
+    )
 
 
 def _within_images(run: Run) -> Iterable[int]:
