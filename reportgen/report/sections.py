@@ -185,7 +185,10 @@ def _split_verdict(w: WithinClass) -> str:
     if not meaningful(w.split_score, w.breadth, np.array(w.sizes), z=-np.inf, broad=-np.inf):
         return "a sub-cluster is a near-singleton"
     if w.split_score < MEANINGFUL_Z:
-        return f"score {w.split_score:.1f}, under {MEANINGFUL_Z:g}: structureless data of this shape splits as well"
+        return (
+            f"score {w.split_score:.1f}, under {MEANINGFUL_Z:g}: the sub-clusters are not clearly more distinct than "
+            "those of structureless data of this shape, so the features see a continuum; judge the montages"
+        )
     return (
         f"its halves are distinct (score {w.split_score:.1f}), but the class is no broader than a typical one "
         f"(breadth {w.breadth:.2f}, under {BROAD:g})"
