@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import LABELED_SECTIONS, SAMPLE_DATA
 
+from reportgen.analyze.within import BROAD, MEANINGFUL_Z
+
 pytestmark = pytest.mark.e2e
 
 
@@ -75,7 +77,7 @@ def test_summary_json_numbers(sample_run) -> None:  # noqa: ANN001
     assert s["seed"] == 0 and "torch" in s["versions"]
     for w in s["within_class"].values():  # the rule, as the schema states it
         near_singleton = min(w["sizes"]) < max(3, 0.05 * sum(w["sizes"]))
-        assert w["meaningful"] == (w["split_score"] >= 3 and w["breadth"] >= 1 and not near_singleton)
+        assert w["meaningful"] == (w["split_score"] >= MEANINGFUL_Z and w["breadth"] >= BROAD and not near_singleton)
     assert [w["meaningful"] for w in s["within_class"].values()] == sorted(
         (w["meaningful"] for w in s["within_class"].values()), reverse=True
     )

@@ -17,8 +17,8 @@ from .records import NullSilhouette, WithinClass
 NULL_DRAWS = 20
 NULL_N_INIT = 3
 # Fitted leave-one-folder-out on classes made by merging two real classes (bench/splits.py, docs/quality.md).
-MEANINGFUL_Z = 3.0
-BROAD = 1.0  # a real split needs a class at least as broad as the folder's median class
+MEANINGFUL_Z = 2.0
+BROAD = 0.95  # a real split needs a class about as broad as the folder's median class, or broader
 SPLIT_SILHOUETTE_SAMPLE = 1000
 NULL_MAX_POINTS = 2_000
 MIN_PER_GROUP = 3  # a class of n images is split into at most n // 3 sub-clusters

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..analyze import Analysis
+from ..analyze.within import BROAD, MEANINGFUL_Z
 from ..choose_k import LABELS, KSelection
 from ..run import Dataset
 
@@ -48,7 +49,8 @@ def findings(dataset: Dataset, k_selection: KSelection, analysis: Analysis) -> t
         real = [w for w in analysis.within_class if w.meaningful]
         if real:
             out.append(
-                "Splits that look real (split score 3 or more in a class at least as broad as a typical one): "
+                f"Splits that look real (split score {MEANINGFUL_Z:g} or more in a class at least {BROAD:g} times as "
+                "broad as a typical one): "
                 + ", ".join(
                     f"{w.label} ({' / '.join(str(s) for s in w.sizes)}, score {w.split_score:.1f})" for w in real
                 )

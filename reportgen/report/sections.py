@@ -174,7 +174,9 @@ def _within(run: Run, page: Page) -> dict[str, Any]:
                 ],
             }
             for w in run.analysis.within_class
-        ]
+        ],
+        "z": f"{MEANINGFUL_Z:g}",
+        "broad": f"{BROAD:g}",
     }
 
 
