@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import LABELED_SECTIONS, SAMPLE_DATA
 
+from reportgen.analyze.evidence import CLASSIFIER_MARGIN, VOTE_MARGIN
 from reportgen.analyze.within import BROAD, MEANINGFUL_Z
 
 pytestmark = pytest.mark.e2e
@@ -95,7 +96,8 @@ def test_summary_json_numbers(sample_run) -> None:  # noqa: ANN001
     assert any(expected in line for line in s["findings"])
     page = (out / "report.html").read_text(encoding="utf-8")
     for o in s["oddballs"]:
-        assert o["vote_margin"] >= 5 and o["classifier_margin"] >= 0.15 and len(o["neighbours"]) == 10
+        assert o["vote_margin"] >= VOTE_MARGIN and o["classifier_margin"] >= CLASSIFIER_MARGIN
+        assert len(o["neighbours"]) == 10
         assert f"Labelled <strong>{o['label']}</strong>, looks like <strong>{o['looks_like']}</strong>" in page
     m = s["n_outside_majority"]
     assert f"{m} image{'s' if m != 1 else ''} sit" in page

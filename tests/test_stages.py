@@ -11,6 +11,7 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_samples
 
 from reportgen.analyze import analyze
+from reportgen.analyze.evidence import CLASSIFIER_MARGIN, VOTE_MARGIN
 from reportgen.choose_k import _mean_rank, choose_k, disagreement
 from reportgen.cluster.stage import cluster
 from reportgen.config import Config
@@ -138,11 +139,11 @@ def test_analyze_counts_oddballs_shared_clusters_and_metrics() -> None:
     bear_odd = next(o for o in a.oddballs if o.index == odd)
     assert bear_odd.looks_like == "apple" and bear_odd.vote_margin == 10 and bear_odd.votes == {"apple": 10}
     assert bear_odd.p_looks_like - bear_odd.p_label == pytest.approx(bear_odd.classifier_margin)
-    assert bear_odd.classifier_margin >= 0.15 and bear_odd.d_cluster < bear_odd.d_class
+    assert bear_odd.classifier_margin >= CLASSIFIER_MARGIN and bear_odd.d_cluster < bear_odd.d_class
     assert len(bear_odd.neighbours) == 10 and odd not in [n.index for n in bear_odd.neighbours]
     assert bear_odd.path == emb.images.paths[odd] and bear_odd.cluster_name == a.clusters[bear_odd.cluster].name
     assert a.is_oddball.sum() == len(a.oddballs) == a.n_oddballs
-    assert all(o.vote_margin >= 5 and o.classifier_margin >= 0.15 for o in a.oddballs)
+    assert all(o.vote_margin >= VOTE_MARGIN and o.classifier_margin >= CLASSIFIER_MARGIN for o in a.oddballs)
     evidence = [(o.vote_margin, o.classifier_margin) for o in a.oddballs]
     assert evidence == sorted(evidence, reverse=True)
     # the apples among the cats sit outside apple's majority cluster, and so does the odd bear: counted, and

@@ -4,8 +4,8 @@ Rules (also in the README):
 
 * A class's **majority cluster** is the cluster holding most of its images (ties: the lower cluster number).
 * An **oddball** is an image whose label the evidence doubts (:mod:`.evidence`): most of its 10 most similar
-  images belong to one other class (at least 5 more than to its own), and a classifier trained on the folder's
-  other images agrees (that class's probability at least 0.15 above its label's). Both thresholds were fitted
+  images belong to one other class (at least 4 more than to its own), and a classifier trained on the folder's
+  other images agrees (that class's probability at least 0.40 above its label's). Both thresholds were fitted
   leave-one-folder-out on planted mislabels (``bench/oddballs.py``). Oddballs are ranked by the vote margin, then
   the classifier margin. Each also records ``d_class`` (distance to its class's centre) and ``d_cluster``
   (distance to the centre of the cluster it joined) in the PCA space; images outside their class's majority

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..analyze.evidence import CLASSIFIER_MARGIN, VOTE_MARGIN
 from ..analyze.records import Oddball, WithinClass
 from ..analyze.within import BROAD, MEANINGFUL_Z, meaningful
 from ..choose_k import LABELS
@@ -135,7 +136,14 @@ def _oddballs(run: Run, page: Page) -> dict[str, Any]:
         )
     keys = [_evidence(o) for o in run.analysis.oddballs]
     tied = {key for key in keys if keys.count(key) > 1}
-    return {"oddballs": items, "rest": run.analysis.oddballs[ODDBALL_CARDS:], "tied": tied, "evidence": _evidence}
+    return {
+        "oddballs": items,
+        "rest": run.analysis.oddballs[ODDBALL_CARDS:],
+        "tied": tied,
+        "evidence": _evidence,
+        "vote_margin": VOTE_MARGIN,
+        "classifier_margin": f"{CLASSIFIER_MARGIN:.2f}",
+    }
 
 
 def _evidence(o: Oddball) -> tuple[int, float]:
