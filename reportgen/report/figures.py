@@ -182,15 +182,18 @@ def silhouette_knife(values: list[float], labels: list[int], k: int) -> str:
     fig, ax = plt.subplots(figsize=(4.6, 3.2), layout="constrained")
     y = 0
     gap = max(2, len(values_arr) // 60)
+    centres = []
     for c in range(k):
         v = np.sort(values_arr[labels_arr == c])
         ax.fill_betweenx(np.arange(y, y + len(v)), 0, v, color=CLUSTER_COLOURS[c % len(CLUSTER_COLOURS)], linewidth=0)
-        ax.text(-0.02, y + len(v) / 2, str(c), ha="right", va="center", fontsize=8)
+        centres.append(y + len(v) / 2)
         y += len(v) + gap
     mean = float(values_arr.mean())
     ax.axvline(mean, color=MARK, linestyle="--", label=f"mean {mean:.2f}")
     ax.axvline(0, color="#4a5568", linewidth=0.8)
-    ax.set(xlabel="silhouette of each image", title=f"Silhouette per cluster at K={k}", yticks=[])
+    ax.set(xlabel="silhouette of each image", title=f"Silhouette per cluster at K={k}")
+    step = max(1, k // 15)  # every cluster labelled up to 15, then every few
+    ax.set_yticks(centres[::step], [str(c) for c in range(k)][::step], fontsize=8)
     ax.set_ylabel("cluster")
     ax.legend(frameon=False, fontsize=8, loc="lower right")
     return to_data_uri(fig)
