@@ -99,6 +99,11 @@ def test_summary_json_numbers(sample_run) -> None:  # noqa: ANN001
         assert o["vote_margin"] >= VOTE_MARGIN and o["classifier_margin"] >= CLASSIFIER_MARGIN
         assert len(o["neighbours"]) == 10
         assert f"Labelled <strong>{o['label']}</strong>, looks like <strong>{o['looks_like']}</strong>" in page
+    at = s["at_class_count"]
+    assert at["k"] == 4 and 0 < at["nmi"] <= 1
+    if s["chosen_k"] != 4:
+        assert any(f"NMI {at['nmi']:.2f} at K=4 against {s['metrics']['nmi']:.2f}" in f for f in s["findings"])
+        assert f"at K=4, the class count: NMI {at['nmi']:.2f}" in page
     m = s["n_outside_majority"]
     assert f"{m} image{'s' if m != 1 else ''} sit" in page
 

@@ -319,3 +319,25 @@ def test_no_decoding_workers_on_two_cores_or_fewer(monkeypatch: pytest.MonkeyPat
         monkeypatch.setattr(os, "cpu_count", lambda cpus=cpus: cpus)
         assert Config("/unused").resolved_workers == workers
     assert Config("/unused", workers=2).resolved_workers == 2
+
+
+def test_the_class_count_is_scored_beside_the_chosen_k_and_never_chooses_it() -> None:
+    from types import SimpleNamespace
+
+    from reportgen.analyze.labels import label_metrics
+    from reportgen.report.findings import _class_count
+
+    x, y = make_blobs(n_samples=[20, 20, 20, 20], n_features=12, cluster_std=0.5, random_state=8)
+    names = np.array(["a", "b", "c", "d"])[y].tolist()
+    emb, c, a = _analysis(x, names, k=2)
+    assert c.k == 2 and a.at_class_count.k == 4
+    r = reduce(emb.features, Config("/unused", pca_dims=10, power_norm=False))
+    expected = label_metrics(np.array(names, dtype=object), cluster(r, 4, CFG).labels)
+    assert a.at_class_count.nmi == pytest.approx(expected.nmi) and a.at_class_count.nmi > a.metrics.nmi
+    (sentence,) = _class_count(2, a)
+    assert sentence.startswith("The images group differently from the folder labels: 2 clusters for 4 classes")
+    assert f"NMI {a.at_class_count.nmi:.2f} at K=4 against {a.metrics.nmi:.2f} at the chosen K=2" in sentence
+    same = SimpleNamespace(at_class_count=SimpleNamespace(k=2), metrics=a.metrics)
+    assert _class_count(2, same) == []
+    _, _, unlabeled = _analysis(x, [None] * 80, k=2)
+    assert unlabeled.at_class_count is None

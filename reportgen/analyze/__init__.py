@@ -41,14 +41,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cluster.stage import Clustering
+from ..cluster.stage import Clustering, cluster
 from ..config import Config
 from ..extract import Embeddings
 from ..reduce import Reduced
 from ..schema import keyed_by, no_json
 from .clusters import DETAILED, Neighbours, cluster_infos, outliers, silhouettes
-from .labels import compare_with_labels
+from .labels import compare_with_labels, label_metrics
 from .records import (
+    AtClassCount,
     ClassSpread,
     ClusterInfo,
     CountMatrix,
@@ -73,6 +74,7 @@ class Analysis:
     """
 
     metrics: Metrics | None
+    at_class_count: AtClassCount | None  # the method at K = the class count (None unlabeled, or fewer than 2)
     clusters: tuple[ClusterInfo, ...]
     count_matrix: CountMatrix | None
     class_spread: tuple[ClassSpread, ...] = keyed_by("label")
@@ -124,6 +126,7 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
         is_outlier[every] = True
         return Analysis(
             metrics=None,
+            at_class_count=None,
             clusters=clusters,
             count_matrix=None,
             class_spread=(),
@@ -149,6 +152,7 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
     within, within_labels = split_classes(images, x, top1, config, notes)
     return Analysis(
         metrics=compared.metrics,
+        at_class_count=_at_class_count(embeddings, reduced, clustering, config, compared.metrics),
         clusters=clusters,
         count_matrix=compared.count_matrix,
         class_spread=compared.spreads,
@@ -168,3 +172,17 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
         within_labels=within_labels,
         notes=tuple(notes),
     )
+
+
+def _at_class_count(
+    embeddings: Embeddings, reduced: Reduced, clustering: Clustering, config: Config, at_k: Metrics
+) -> AtClassCount | None:
+    """The agreement with the labels had K been the class count (reusing the clustering when it is), so the
+    report can put the two side by side; labels never choose K."""
+    k = len(embeddings.images.classes)
+    if not 2 <= k < len(embeddings.images):
+        return None
+    if k == clustering.k:
+        return AtClassCount(k, at_k.nmi, at_k.ari, at_k.purity)
+    m = label_metrics(np.array(embeddings.images.labels, dtype=object), cluster(reduced, k, config).labels)
+    return AtClassCount(k, m.nmi, m.ari, m.purity)

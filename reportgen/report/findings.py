@@ -22,6 +22,7 @@ def findings(dataset: Dataset, k_selection: KSelection, analysis: Analysis) -> t
             f"The {n} images of {len(dataset.classes)} classes fall into {k} clusters, which agree with the "
             f"folder labels at NMI {m.nmi:.2f}, ARI {m.ari:.2f} and purity {m.purity:.0%}."
         )
+        out += _class_count(k, analysis)
         out += _classes_and_clusters(analysis)
         if analysis.oddballs:
             top = analysis.oddballs[0]
@@ -77,6 +78,20 @@ def findings(dataset: Dataset, k_selection: KSelection, analysis: Analysis) -> t
             )
     out.append(_k_confidence(k_selection))
     return tuple(out)
+
+
+def _class_count(k: int, analysis: Analysis) -> list[str]:
+    """The chosen K beside the class count, with the agreement at both (labels never choose K)."""
+    at = analysis.at_class_count
+    if at is None or at.k == k:
+        return []
+    both = f"NMI {at.nmi:.2f} at K={at.k} against {analysis.metrics.nmi:.2f} at the chosen K={k}"
+    if abs(at.k - k) <= 1:
+        return [f"K was chosen from the images alone, one away from the {at.k} classes: {both}."]
+    return [
+        f"The images group differently from the folder labels: {k} clusters for {at.k} classes (K is chosen from the "
+        f"images alone, never from the labels). Clustering into {at.k} would give {both}."
+    ]
 
 
 def _classes_and_clusters(analysis: Analysis) -> list[str]:
