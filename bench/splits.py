@@ -60,7 +60,7 @@ class Merge:
 
     def rank(self, z: float, broad: float) -> int:
         """1-based rank of the merged class in the report's order under these thresholds."""
-        order = sorted(self.splits, key=lambda s: (not s.real(z, broad), -s.breadth, s.label))
+        order = sorted(self.splits, key=lambda s: within.order_key(s.real(z, broad), s.breadth, s.label))
         return 1 + next(i for i, s in enumerate(order) if s.merged)
 
 

@@ -69,12 +69,12 @@ def compare_with_labels(
     evidence = label_evidence(x, y_idx, len(images.classes), seed)
     is_oddball = evidence.flagged()
     found = evidence.order(np.flatnonzero(is_oddball))
-    typical_of_class = {
-        j: nearest(np.flatnonzero(y_idx == j), x, centres[j], TYPICAL_SHOWN + 1) for j in range(len(images.classes))
-    }
+    detailed = found[:DETAILED]  # the rest are counted and marked, not detailed
+    shown = set(y_idx[detailed].tolist()) | set(evidence.looks_like[detailed].tolist())
+    typical_of_class = {j: nearest(np.flatnonzero(y_idx == j), x, centres[j], TYPICAL_SHOWN + 1) for j in shown}
     oddballs = tuple(
-        _oddball(int(i), embeddings, evidence, x, clustering, clusters, centres, home, typical_of_class)
-        for i in found[:DETAILED]  # the rest are counted and marked, not detailed
+        _oddball(int(i), int(y_idx[i]), embeddings, evidence, x, clustering, clusters, centres, home, typical_of_class)
+        for i in detailed
     )
     matrix = CountMatrix(images.classes, tuple(range(clustering.k)), counts.astype(int), _column_order(counts))
     return Comparison(
@@ -92,6 +92,7 @@ def compare_with_labels(
 
 def _oddball(
     i: int,
+    own: int,
     embeddings: Embeddings,
     evidence: Evidence,
     x: np.ndarray,
@@ -103,7 +104,7 @@ def _oddball(
 ) -> Oddball:
     images = embeddings.images
     classes = images.classes
-    own, other = int(np.flatnonzero(np.array(classes) == images.labels[i])[0]), int(evidence.looks_like[i])
+    other = int(evidence.looks_like[i])
     joined = int(clustering.labels[i])
     d_class = float(np.linalg.norm(x[i] - centres[own]))
     d_cluster = float(clustering.distances[i])

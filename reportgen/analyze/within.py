@@ -89,16 +89,25 @@ def split_classes(
     return tuple(results), within_labels
 
 
+def near_singleton(sizes: np.ndarray) -> bool:
+    """Whether a sub-cluster has under ``max(MIN_PER_GROUP, MIN_GROUP_SHARE of the class)`` images."""
+    return bool(sizes.min() < max(MIN_PER_GROUP, MIN_GROUP_SHARE * sizes.sum()))
+
+
 def meaningful(score: float, breadth: float, sizes: np.ndarray, z: float = MEANINGFUL_Z, broad: float = BROAD) -> bool:
     """Whether a split with this score, class breadth and sub-cluster sizes is real (the defaults are the fitted
     thresholds): distinct halves, a broad class, and no near-singleton."""
-    groups = sizes.min() >= max(MIN_PER_GROUP, MIN_GROUP_SHARE * sizes.sum())
-    return bool(score >= z and breadth >= broad and groups)
+    return bool(score >= z and breadth >= broad and not near_singleton(sizes))
+
+
+def order_key(real: bool, breadth: float, label: str) -> tuple[bool, float, str]:
+    """The order of the splits: real (meaningful) ones first, then the broadest classes."""
+    return not real, -breadth, label
 
 
 def rank(w: WithinClass) -> tuple[bool, float, str]:
-    """The order of the splits: meaningful ones first, then the broadest classes."""
-    return not w.meaningful, -w.breadth, w.label
+    """:func:`order_key` of a split."""
+    return order_key(w.meaningful, w.breadth, w.label)
 
 
 def class_breadth(x: np.ndarray, y: np.ndarray, classes: tuple[str, ...]) -> dict[str, float]:

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..analyze.evidence import CLASSIFIER_MARGIN, VOTE_MARGIN
+from ..analyze.evidence import CLASSIFIER_MARGIN, VOTE_MARGIN, VOTERS
 from ..analyze.records import Oddball, WithinClass
-from ..analyze.within import BROAD, MEANINGFUL_Z, meaningful
+from ..analyze.within import BROAD, MEANINGFUL_Z, near_singleton
 from ..choose_k import LABELS
 
 if TYPE_CHECKING:
@@ -141,6 +141,7 @@ def _oddballs(run: Run, page: Page) -> dict[str, Any]:
         "rest": run.analysis.oddballs[ODDBALL_CARDS:],
         "tied": tied,
         "evidence": _evidence,
+        "voters": VOTERS,
         "vote_margin": VOTE_MARGIN,
         "classifier_margin": f"{CLASSIFIER_MARGIN:.2f}",
     }
@@ -192,7 +193,7 @@ def _split_verdict(w: WithinClass) -> str:
     """Why a split is or is not marked real, in the words of the rule (analyze.within)."""
     if w.meaningful:
         return f"score {w.split_score:.1f} (at least {MEANINGFUL_Z:g}) and breadth {w.breadth:.2f} (at least {BROAD:g})"
-    if not meaningful(w.split_score, w.breadth, np.array(w.sizes), z=-np.inf, broad=-np.inf):
+    if near_singleton(np.array(w.sizes)):
         return "a sub-cluster is a near-singleton"
     if w.split_score < MEANINGFUL_Z:
         return (
