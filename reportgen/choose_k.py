@@ -19,9 +19,13 @@ The rule (also in the README; the study behind it is in docs/quality.md):
    kneed places the knee late (K=10 on sample_data, whose classes number 4). Stability's own pick is the
    largest K whose stability is within ``STABILITY_TIE`` of the best, since merging real groups is also
    perfectly reproducible (well-separated groups give stability 1.0 at the true K and below it).
-5. **Candidates** are the two K with the best mean rank. **Confidence** is the share of the five picks
-   (the elbow included when there is one) that lie within one of the chosen K: ``high`` from 0.8,
-   ``medium`` from 0.5, else ``low``; the report says when the criteria disagree.
+5. **Candidates** are the two K with the best mean rank; the **plausible range** runs from the lowest to the
+   highest of the candidates and the K whose mean rank is within ``RANGE_RANK`` of the best. **Confidence** is
+   the share of the five picks (the elbow included when there is one) that lie within one of the chosen K:
+   ``high`` from 0.8, ``medium`` from 0.5, else ``low``; the report says when the criteria disagree, and below
+   ``high`` it also clusters at the runner-up and shows the two side by side (:mod:`.analyze.runner_up`).
+   Measured leave-one-folder-out on 24 labeled folders (docs/quality.md), "high" was right every time it was
+   said (3 of 3); no candidate criterion or combination chose K better than this rule on folders left out.
 6. When every point is the same (the criteria are undefined) K is 1.
 7. Past ``sampling.LARGE_N`` images the sweep runs on a seeded sample of that many (the criteria are
    properties of the groups' shapes, which a 20,000-image sample shows as well as the whole folder).
@@ -51,6 +55,7 @@ STABILITY_DRAWS = 10
 STABILITY_FRACTION = 0.8
 STABILITY_N_INIT = 3
 STABILITY_TIE = 0.02
+RANGE_RANK = 1.0  # the plausible range of K: every K whose mean rank is within this of the best
 SWEEP_SILHOUETTE_SAMPLE = 5_000  # the silhouette is quadratic in N: past this, a seeded sample estimates it
 # Criterion name -> whether higher is better. The order is the order of the report's table.
 CURVES = {"silhouette": True, "calinski_harabasz": True, "davies_bouldin": False, "stability": True}
@@ -83,6 +88,7 @@ class KSelection:
     picks: dict[str, int | None] = field(metadata={"json": False})  # criterion (and "elbow") -> its K
     mean_rank: tuple[float, ...]  # per K, over the curve criteria
     candidates: tuple[int, ...]  # the two K with the best mean rank, best first
+    k_range: tuple[int, ...]  # (lowest, highest) of the candidates and the K ranked within RANGE_RANK of the best
     agreement: float  # share of picks within one of the chosen K
     confidence: str  # "high", "medium", "low", or "given"
     chosen_k: int = field(metadata={"json": False})  # the Run's ``chosen_k``
@@ -102,6 +108,14 @@ class KSelection:
     @property
     def silhouette_k(self) -> int | None:
         return self.picks.get("silhouette")
+
+    @property
+    def second_opinion(self) -> int | None:
+        """The runner-up K when the criteria are not sure of the chosen one (confidence medium or low): the
+        report then clusters at it too and shows the two side by side."""
+        if self.confidence in ("medium", "low") and len(self.candidates) > 1:
+            return self.candidates[1]
+        return None
 
     @property
     def agreeing(self) -> tuple[str, ...]:
@@ -160,6 +174,9 @@ def choose_k(reduced: Reduced, config: Config, method: MethodSpec | None = None)
     mean_rank = _mean_rank(curves, len(ks))
     order = sorted(range(len(ks)), key=lambda j: (mean_rank[j], ks[j]))
     candidates = tuple(ks[j] for j in order[:2])
+    plausible = [k for k, rank in zip(ks, mean_rank, strict=True) if rank <= min(mean_rank) + RANGE_RANK]
+    plausible += list(candidates)
+    k_range = (min(plausible), max(plausible)) if plausible and config.k is None else ()
 
     if config.k is not None:
         chosen, reason = config.k, f"K={config.k} was given with --k"
@@ -190,6 +207,7 @@ def choose_k(reduced: Reduced, config: Config, method: MethodSpec | None = None)
         picks=picks,
         mean_rank=tuple(float(v) for v in mean_rank),
         candidates=candidates,
+        k_range=k_range,
         agreement=float(agreement),
         confidence=confidence,
         chosen_k=int(chosen),

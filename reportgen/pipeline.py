@@ -82,7 +82,7 @@ def build_report(config: Config | str | os.PathLike[str], *, inputs: str | None 
     with _timed("cluster", timings):
         clustering = cluster(reduced, k_selection.chosen_k, config)
     with _timed("analyze", timings):
-        analysis = analyze(embeddings, reduced, clustering, config)
+        analysis = analyze(embeddings, reduced, clustering, config, k_selection.second_opinion)
     with _timed("map", timings):
         layout = project_2d(reduced, config)
 

@@ -153,3 +153,31 @@ def test_map_hover_shows_the_image_and_views_switch(browser, reports: dict[str, 
     assert page.locator("#map-svg path.pt").nth(5).get_attribute("transform") != before
     assert events["console"] == []
     page.close()
+
+
+def test_an_unsure_k_shows_the_two_candidates_side_by_side(browser, reports: dict[str, Path]) -> None:  # noqa: ANN001
+    import json
+
+    summary = json.loads((reports["sample"].parent / "summary.json").read_text())
+    second, chosen = summary["runner_up"], summary["chosen_k"]
+    assert summary["k_selection"]["confidence"] in ("medium", "low")  # sample_data's K choice is not sure
+    page, events = _open(browser, reports["sample"])
+    details = page.locator("#choose-k details.runner-up")
+    assert details.count() == 1
+    assert (details.get_attribute("open") is not None) == (summary["k_selection"]["confidence"] == "low")
+    details.locator("summary").focus()
+    page.keyboard.press("Enter")  # a <summary> opens from the keyboard
+    assert details.get_attribute("open") is not None
+    columns = details.locator(".candidate")
+    assert columns.count() == 2
+    assert columns.nth(0).locator("h3").inner_text().startswith(f"K = {chosen}")
+    assert columns.nth(1).locator("h3").inner_text().startswith(f"K = {second['k']}")
+    assert columns.nth(0).locator(".candidate-cluster").count() == chosen
+    assert columns.nth(1).locator(".candidate-cluster").count() == second["k"]
+    assert f"{second['moved']} images" in details.locator("summary").inner_text()
+    text = details.inner_text()
+    assert "Clusters" in text and "Oddballs" in text and f"--k {second['k']}" in text
+    columns.nth(1).locator(".tile").first.click()
+    assert page.locator("#viewer").is_visible()
+    assert events["console"] == []
+    page.close()

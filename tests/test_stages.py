@@ -341,3 +341,45 @@ def test_the_class_count_is_scored_beside_the_chosen_k_and_never_chooses_it() ->
     assert _class_count(2, same) == []
     _, _, unlabeled = _analysis(x, [None] * 80, k=2)
     assert unlabeled.at_class_count is None
+
+
+def test_an_unsure_k_choice_names_its_runner_up_and_a_plausible_range() -> None:
+    sure = choose_k(reduce(_blobs()[0], CFG), Config("/unused", k_max=10))
+    assert sure.confidence == "high" and sure.second_opinion is None
+    assert sure.k_range[0] <= min(sure.candidates) and max(sure.candidates) <= sure.k_range[1]
+    one_blob = reduce(_blobs(n=60, centers=1, std=1.0)[0], CFG)
+    unsure = choose_k(one_blob, Config("/unused", k_max=8))
+    assert unsure.confidence in ("medium", "low")
+    assert unsure.second_opinion == unsure.candidates[1] != unsure.chosen_k
+    low, high = unsure.k_range
+    assert unsure.ks[0] <= low <= min(unsure.candidates) and max(unsure.candidates) <= high <= unsure.ks[-1]
+    ranked = [k for k, r in zip(unsure.ks, unsure.mean_rank, strict=True) if r <= min(unsure.mean_rank) + 1.0]
+    assert low <= min(ranked) and max(ranked) <= high
+    given = choose_k(one_blob, Config("/unused", k=3))
+    assert given.second_opinion is None and given.k_range == ()
+
+
+def test_the_runner_up_clustering_is_compared_cluster_by_cluster() -> None:
+    from itertools import permutations
+
+    from reportgen.analyze.labels import label_metrics
+
+    x, y = make_blobs(n_samples=[25, 25, 20, 10], n_features=12, cluster_std=0.5, random_state=3)
+    names = np.array(["a", "b", "c", "d"])[y].tolist()
+    emb = fake_embeddings(x.astype(np.float32), names)
+    config = Config("/unused", pca_dims=10, power_norm=False)
+    r = reduce(emb.features, config)
+    chosen = cluster(r, 4, config)
+    a = analyze(emb, r, chosen, config, runner_up_k=3)
+    second, other = a.runner_up, cluster(r, 3, config)
+    assert second.k == 3 and len(second.clusters) == 3
+    table = np.array(second.crosstab)
+    assert table.shape == (4, 3) and table.sum() == 80
+    np.testing.assert_array_equal(table.sum(axis=1), np.bincount(chosen.labels, minlength=4))
+    np.testing.assert_array_equal(table.sum(axis=0), [c.size for c in second.clusters])
+    best = max(sum(table[i, j] for j, i in enumerate(rows)) for rows in permutations(range(4), 3))
+    assert second.moved == 80 - best > 0  # four groups into three: at least the smallest group moves
+    assert second.metrics == label_metrics(np.array(names, dtype=object), other.labels)
+    assert a.runner_up is not None and analyze(emb, r, chosen, config).runner_up is None
+    unlabeled = analyze(fake_embeddings(x.astype(np.float32), [None] * 80), r, chosen, config, runner_up_k=3)
+    assert unlabeled.runner_up.metrics is None and unlabeled.runner_up.moved == second.moved

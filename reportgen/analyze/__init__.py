@@ -57,9 +57,11 @@ from .records import (
     Metrics,
     Oddball,
     Outlier,
+    RunnerUp,
     SharedCluster,
     WithinClass,
 )
+from .runner_up import runner_up
 from .within import split_classes
 
 __all__ = ["DETAILED", "Analysis", "analyze"]
@@ -86,6 +88,7 @@ class Analysis:
     outliers: tuple[Outlier, ...]
     shared_clusters: tuple[SharedCluster, ...]
     within_class: tuple[WithinClass, ...] = keyed_by("label")  # meaningful first, then broadest
+    runner_up: RunnerUp | None  # the clustering at the runner-up K when the K choice is not sure, else None
     labeled: bool = no_json()
     top1: tuple[str, ...] = no_json()  # each image's top-1 ImageNet class ("" without a classifier head)
     silhouettes: np.ndarray | None = no_json()  # per image, NaN outside the sample (None when K < 2)
@@ -95,7 +98,9 @@ class Analysis:
     notes: tuple[str, ...] = no_json()
 
 
-def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, config: Config) -> Analysis:
+def analyze(
+    embeddings: Embeddings, reduced: Reduced, clustering: Clustering, config: Config, runner_up_k: int | None = None
+) -> Analysis:
     """Compare clusters with classes, find oddballs or outliers, and split classes.
 
     Parameters
@@ -104,6 +109,7 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
     reduced : the clustering space.
     clustering : the global clusters.
     config : ``within_k``, ``within_classes`` and ``seed`` are read.
+    runner_up_k : a second K to cluster at and compare with (``KSelection.second_opinion``), or ``None``.
 
     Returns
     -------
@@ -120,6 +126,7 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
     per_image = silhouettes(x, clustering.labels, clustering.k, config.seed)
     clusters = cluster_infos(clustering, x, top1, images, per_image)
     mean = None if per_image is None else float(np.nanmean(per_image))
+    second = None if runner_up_k is None else runner_up(runner_up_k, reduced, clustering, images, top1, config)
     if not images.labeled:
         detailed, every = outliers(clustering, clusters, Neighbours(x, images), embeddings)
         is_outlier = np.zeros(n, dtype=bool)
@@ -138,6 +145,7 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
             outliers=detailed,
             shared_clusters=(),
             within_class=(),
+            runner_up=second,
             labeled=False,
             top1=top1,
             silhouettes=per_image,
@@ -164,6 +172,7 @@ def analyze(embeddings: Embeddings, reduced: Reduced, clustering: Clustering, co
         outliers=(),
         shared_clusters=compared.shared,
         within_class=within,
+        runner_up=second,
         labeled=True,
         top1=top1,
         silhouettes=per_image,

@@ -158,6 +158,18 @@ class AtClassCount:
 
 
 @dataclass(frozen=True)
+class RunnerUp:
+    """The clustering at the K criteria's second choice, beside the chosen one (:mod:`.runner_up`)."""
+
+    k: int
+    mean_silhouette: float | None
+    metrics: Metrics | None  # against the labels (None unlabeled)
+    moved: int  # images in a different cluster once the two clusterings' clusters are matched one to one
+    crosstab: tuple[tuple[int, ...], ...]  # images in chosen cluster i (rows) and runner-up cluster j (columns)
+    clusters: tuple[ClusterInfo, ...]
+
+
+@dataclass(frozen=True)
 class CountMatrix:
     """Images of each class (rows) in each cluster (columns)."""
 

@@ -150,6 +150,11 @@ def _k_confidence(sel: KSelection) -> str:
         )
         if sel.disagreement:
             sentence += " " + sel.disagreement
+        if sel.second_opinion is not None:
+            low, high = sel.k_range or (k, k)
+            sentence += (
+                f" Any K from {low} to {high} is plausible." if low < high else ""
+            ) + f" Choosing K shows the clusters at K={k} and K={sel.second_opinion} side by side."
         if sel.at_edge:
             edge = _join([LABELS[name] for name in sel.at_edge])
             sentence += (

@@ -27,7 +27,7 @@ import numpy as np
 from ..analyze.evidence import CLASSIFIER_MARGIN, VOTE_MARGIN, VOTERS
 from ..analyze.records import Oddball, WithinClass
 from ..analyze.within import BROAD, MEANINGFUL_Z, near_singleton
-from ..choose_k import LABELS
+from ..choose_k import LABELS, RANGE_RANK
 
 if TYPE_CHECKING:
     from ..run import Run
@@ -58,6 +58,11 @@ class Section:
     applies: Callable[[Run], bool] = _always
     context: Callable[[Run, Page], dict[str, Any]] = _nothing
     images: Callable[[Run], Iterable[int]] = _no_images
+    uses_k: bool = False  # what it shows depends on the global K (named when the K choice is not sure)
+
+
+def _has_sweep(run: Run) -> bool:
+    return bool(run.k_selection.ks)
 
 
 def _labeled(run: Run) -> bool:
@@ -84,7 +89,49 @@ def _choose_k(run: Run, page: Page) -> dict[str, Any]:
         plots["knife"] = page.figure("silhouette_knife", values, run.images.cluster[sampled].tolist(), run.chosen_k)
     else:
         plots["knife"] = None  # K = 1 or too few distinct images: no silhouette
-    return {"plots": plots, "labels": LABELS}
+    return {
+        "plots": plots,
+        "labels": LABELS,
+        "runner_up": _runner_up(run, page),
+        "range_rank": RANGE_RANK,
+        "source_share": RUNNER_UP_SOURCE,
+    }
+
+
+RUNNER_UP_TILES = 4  # images per cluster in the side-by-side of the two candidate K
+RUNNER_UP_SOURCE = 0.1  # a chosen cluster is named as a source of a runner-up cluster from this share of it
+
+
+def _runner_up(run: Run, page: Page) -> dict[str, Any] | None:
+    """The chosen and the runner-up clusterings side by side, and which sections would change between them."""
+    second = run.analysis.runner_up
+    if second is None:
+        return None
+    crosstab = np.array(second.crosstab)
+    others = []
+    for info in second.clusters:
+        column = crosstab[:, info.cluster]
+        sources = [(int(i), int(column[i])) for i in np.argsort(-column, kind="stable")]
+        sources = [(i, n) for i, n in sources if n and n >= RUNNER_UP_SOURCE * column.sum()]
+        others.append({"info": info, "tiles": page.tiles(info.nearest[:RUNNER_UP_TILES]), "sources": sources})
+    shown = [s for s in applicable(run) if s.id not in ("choose-k", "skipped", "run-details")]
+    return {
+        "info": second,
+        "chosen": [
+            {"info": c, "tiles": page.tiles(c.nearest[:RUNNER_UP_TILES]), "sources": []} for c in run.analysis.clusters
+        ],
+        "other": others,
+        "changing": [s.title for s in shown if s.uses_k],
+        "unchanged": [s.title for s in shown if not s.uses_k],
+    }
+
+
+def _choose_k_images(run: Run) -> Iterable[int]:
+    second = run.analysis.runner_up
+    if second is None:
+        return ()
+    clusters = (*run.analysis.clusters, *second.clusters)
+    return [i for c in clusters for i in c.nearest[:RUNNER_UP_TILES]]
 
 
 # ------------------------------------------------------------------------------------------- clusters
@@ -234,16 +281,16 @@ def _summary(run: Run, page: Page) -> dict[str, Any]:
 
 
 SECTIONS: list[Section] = [
-    Section("summary", "Summary", "sections/summary.html", context=_summary),
-    Section("choose-k", "Choosing K", "sections/choose_k.html", lambda run: bool(run.k_selection.ks), _choose_k),
-    Section("clusters", "Clusters", "sections/clusters.html", context=_clusters, images=_cluster_images),
-    Section("map", "Map", "sections/map.html"),
-    Section("count-matrix", "Count matrix", "sections/count_matrix.html", _labeled, _count_matrix),
-    Section("histograms", "Class histograms", "sections/histograms.html", _labeled, _histograms),
+    Section("summary", "Summary", "sections/summary.html", context=_summary, uses_k=True),
+    Section("choose-k", "Choosing K", "sections/choose_k.html", _has_sweep, _choose_k, _choose_k_images),
+    Section("clusters", "Clusters", "sections/clusters.html", context=_clusters, images=_cluster_images, uses_k=True),
+    Section("map", "Map", "sections/map.html", uses_k=True),
+    Section("count-matrix", "Count matrix", "sections/count_matrix.html", _labeled, _count_matrix, uses_k=True),
+    Section("histograms", "Class histograms", "sections/histograms.html", _labeled, _histograms, uses_k=True),
     Section("oddballs", "Oddballs", "sections/oddballs.html", _labeled, _oddballs, _oddball_images),
-    Section("shared", "Classes grouped together", "sections/shared.html", _labeled, _shared, _shared_images),
+    Section("shared", "Classes grouped together", "sections/shared.html", _labeled, _shared, _shared_images, True),
     Section("within-class", "Within-class splits", "sections/within_class.html", _labeled, _within, _within_images),
-    Section("outliers", "Outliers", "sections/outliers.html", _unlabeled, _outliers, _outlier_images),
+    Section("outliers", "Outliers", "sections/outliers.html", _unlabeled, _outliers, _outlier_images, uses_k=True),
     Section("skipped", "Skipped files", "sections/skipped.html"),
     Section("run-details", "Run details", "sections/run_details.html"),
 ]
