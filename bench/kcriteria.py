@@ -26,6 +26,7 @@ criterion returns one value per K (``HIGHER`` says which way is better), a *coun
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from scipy.cluster.hierarchy import linkage
@@ -120,29 +121,31 @@ def bic(x: np.ndarray, ks: list[int], seed: int) -> list[float]:
     return [float(GaussianMixture(k, covariance_type="diag", random_state=seed).fit(x).bic(x)) for k in ks]
 
 
-def _split(x: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    fit = _kmeans(x, 2, seed)
-    return fit.labels_, fit.cluster_centers_
+Accept = Callable[[np.ndarray, np.ndarray, np.ndarray], bool]
 
 
-def gmeans(x: np.ndarray, k_max: int, seed: int) -> int:
+def _split_while(x: np.ndarray, k_max: int, seed: int, keep: Accept) -> int:
+    """Split clusters in two by K-means while ``keep(rows, labels, centres)`` accepts the split; the final count."""
     queue, done = [np.arange(len(x))], 0
     while queue and done + len(queue) < k_max:
         members = queue.pop()
-        if len(members) < 8:
-            done += 1
-            continue
-        labels, centres = _split(x[members], seed)
-        axis = centres[0] - centres[1]
-        projected = x[members] @ axis / max(float(axis @ axis), 1e-12)
-        projected = (projected - projected.mean()) / max(float(projected.std()), 1e-12)
-        n = len(projected)
-        statistic = anderson(projected, method="interpolate").statistic * (1 + 4 / n - 25 / n**2)
-        if statistic > GMEANS_CRITICAL and min(np.bincount(labels, minlength=2)) >= 2:
-            queue += [members[labels == 0], members[labels == 1]]
-        else:
-            done += 1
+        if len(members) >= 8:
+            fit = _kmeans(x[members], 2, seed)
+            labels = fit.labels_
+            if min(np.bincount(labels, minlength=2)) >= 2 and keep(x[members], labels, fit.cluster_centers_):
+                queue += [members[labels == 0], members[labels == 1]]
+                continue
+        done += 1
     return done + len(queue)
+
+
+def _not_gaussian(rows: np.ndarray, labels: np.ndarray, centres: np.ndarray) -> bool:
+    """G-means: the projection on the split axis fails an Anderson-Darling normality test."""
+    axis = centres[0] - centres[1]
+    projected = rows @ axis / max(float(axis @ axis), 1e-12)
+    projected = (projected - projected.mean()) / max(float(projected.std()), 1e-12)
+    n = len(projected)
+    return anderson(projected, method="interpolate").statistic * (1 + 4 / n - 25 / n**2) > GMEANS_CRITICAL
 
 
 def _spherical_bic(x: np.ndarray, labels: np.ndarray, centres: np.ndarray) -> float:
@@ -156,21 +159,18 @@ def _spherical_bic(x: np.ndarray, labels: np.ndarray, centres: np.ndarray) -> fl
     return loglik - (k * (d + 1)) / 2 * np.log(n)
 
 
+def _bic_rises(rows: np.ndarray, labels: np.ndarray, centres: np.ndarray) -> bool:
+    """X-means: two spherical Gaussians have a higher BIC than one."""
+    one = _spherical_bic(rows, np.zeros(len(rows), dtype=int), rows.mean(axis=0, keepdims=True))
+    return _spherical_bic(rows, labels, centres) > one
+
+
+def gmeans(x: np.ndarray, k_max: int, seed: int) -> int:
+    return _split_while(x, k_max, seed, _not_gaussian)
+
+
 def xmeans(x: np.ndarray, k_max: int, seed: int) -> int:
-    queue, done = [np.arange(len(x))], 0
-    while queue and done + len(queue) < k_max:
-        members = queue.pop()
-        if len(members) < 8:
-            done += 1
-            continue
-        part = x[members]
-        one = _spherical_bic(part, np.zeros(len(part), dtype=int), part.mean(axis=0, keepdims=True))
-        labels, centres = _split(part, seed)
-        if _spherical_bic(part, labels, centres) > one and min(np.bincount(labels, minlength=2)) >= 2:
-            queue += [members[labels == 0], members[labels == 1]]
-        else:
-            done += 1
-    return done + len(queue)
+    return _split_while(x, k_max, seed, _bic_rises)
 
 
 def eigengap(x: np.ndarray, k_max: int) -> int:
