@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
+from pathlib import Path
 
 from . import __version__
 from .config import Config, bounds_of, from_text
@@ -29,6 +30,7 @@ example:
        out/summary.json      every result in the report, for scripts
 
 A rerun over unchanged images and options keeps the outputs (--force rebuilds).
+  reportgen layers efficientnet-lite0   lists the layers --features can take
 """
 
 
@@ -75,8 +77,27 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def layers(argv: Sequence[str]) -> int:
+    """``reportgen layers BACKBONE``: print the layers a feature spec can take, with their shapes."""
+    p = _Parser(prog="reportgen layers", description="List the layers of a backbone that --features can take.")
+    p.add_argument("backbone", metavar="BACKBONE", help="a registered backbone, e.g. efficientnet-lite0 or resnet50")
+    args = p.parse_args(argv)
+    try:
+        from .extract.layers import describe
+
+        sys.stdout.write("\n".join(describe(args.backbone)) + "\n")
+    except ReportgenError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return EXIT_USAGE
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code."""
+    """Run the CLI; returns the exit code. ``reportgen layers BACKBONE`` lists a backbone's layers (when no folder
+    named ``layers`` is in the way)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["layers"] and not Path("layers").is_dir():
+        return layers(argv[1:])
     args = _parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)

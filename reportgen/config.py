@@ -9,6 +9,7 @@ the CLI and the Python API refuse the same values, with the same one-line messag
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 import os
@@ -88,6 +89,25 @@ def _backbone_choices() -> list[str]:
     return ["auto", *backbone_names()]
 
 
+def _check_spec(spec: str) -> None:
+    """A feature spec names a registered backbone and, after ``@``, a well-formed layer and pooling (whether the
+    layer exists is checked when the backbone is resolved, before any image is decoded)."""
+    from .errors import BackboneError
+    from .extract import layers
+
+    backbone = spec.partition("@")[0]
+    known = _backbone_choices()
+    if backbone not in known:
+        near = difflib.get_close_matches(backbone, known, n=3, cutoff=0.75)
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
+        raise InvalidOptionError(f"--features: unknown backbone '{backbone}'; {hint}choose one of: {', '.join(known)}")
+    if layers.is_layered(spec):
+        try:
+            layers.parse(spec)
+        except BackboneError as exc:
+            raise InvalidOptionError(f"--features: {exc}") from None
+
+
 def _method_choices() -> list[str]:
     from .cluster import method_names
 
@@ -120,8 +140,11 @@ class Config:
     )
     backbone: str = option(
         "auto",
-        "feature extractor (default: auto = resnet50 if its weights are available, else efficientnet-lite0)",
-        choices=_backbone_choices,
+        "feature spec: a backbone (default: auto = resnet50 if its weights are available, else efficientnet-lite0), "
+        "or BACKBONE@LAYER[:POOL] for a layer pooled avg, max, top10 or gem (tokens: cls or mean); "
+        "'reportgen layers BACKBONE' lists the layers",
+        flags=("--features", "--backbone"),
+        metavar="SPEC",
     )
     weights: Path | None = option(None, "state-dict file for the backbone", metavar="FILE", cli_type=Path, path="file")
     method: str = option("kmeans", "clustering method (default: %(default)s)", choices=_method_choices)
@@ -227,6 +250,7 @@ class Config:
             object.__setattr__(self, f.name, _checked(f, getattr(self, f.name)))
         if self.k_min > self.k_max:
             raise InvalidOptionError(f"--k-min {self.k_min} is larger than --k-max {self.k_max}")
+        _check_spec(self.backbone)
 
     @property
     def resolved_cache_dir(self) -> Path:

@@ -60,8 +60,14 @@ def test_bad_option_values(tmp_path: Path, args: list[str], message: str, capsys
 def test_unknown_backbone_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = _run([str(tmp_path), "--backbone", "alexnet"], capsys)
     assert code == 2
-    assert err.startswith("Error: argument --backbone: invalid choice: 'alexnet' (choose from ")
+    assert err.startswith("Error: --features: unknown backbone 'alexnet'; choose one of: auto, ")
     assert "efficientnet-lite0" in err and "resnet50" in err and err.count("\n") == 1
+    code, err = _run([str(tmp_path), "--features", "resnet05"], capsys)
+    assert (code, err.count("\n")) == (2, 1) and "did you mean resnet50" in err
+    code, err = _run([str(tmp_path), "--features", "efficientnet-lite0@_blocks.10:maxx"], capsys)
+    assert code == 2 and err == (
+        "Error: --features: unknown pooling 'maxx' in 'efficientnet-lite0@_blocks.10:maxx'; did you mean: max, mean\n"
+    )
 
 
 def test_python_dash_m_prints_one_line_and_no_traceback(tmp_path: Path) -> None:

@@ -97,9 +97,10 @@ class NetworkExtractor:
 class Resolution:
     """Which extractor a run uses and where its weights come from, decided without loading the model.
 
-    ``load()`` builds the :class:`Extractor`. ``categories()`` gives the head's class names without loading the
-    model (a fully cached rerun needs them); ``None`` for a model without a classifier head. ``note`` is shown
-    to the user (why ``auto`` chose what it chose).
+    ``load()`` builds the :class:`Extractor`; ``blank()``, when given, builds its ``network`` without loading any
+    weights (what ``BACKBONE@LAYER`` specs read the graph and shapes from, :mod:`.layers`). ``categories()``
+    gives the head's class names without loading the model (a fully cached rerun needs them); ``None`` for a
+    model without a classifier head. ``note`` is shown to the user (why ``auto`` chose what it chose).
     """
 
     spec: str
@@ -109,6 +110,7 @@ class Resolution:
     load: Callable[[], Extractor] = field(repr=False, compare=False)
     categories: Callable[[], Sequence[str]] | None = field(default=None, repr=False, compare=False)
     note: str | None = None
+    blank: Callable[[], nn.Module] | None = field(default=None, repr=False, compare=False)
 
     @property
     def has_head(self) -> bool:
@@ -175,11 +177,17 @@ def resolve(name: str, weights_file: Path | None, offline: bool) -> Resolution:
 
     Returns
     -------
-    :class:`Resolution`; an unknown name raises :class:`BackboneError` listing the known ones.
+    :class:`Resolution`; an unknown name raises :class:`BackboneError` listing the known ones. A name
+    ``BACKBONE@LAYER[:POOL]`` takes a layer of a registered backbone (:mod:`.layers`).
     """
+    from . import layers
+
+    layered = layers.parse(name) if layers.is_layered(name) else None
+    backbone = layered.backbone if layered else name
     try:
-        factory = _FACTORIES[name]
+        factory = _FACTORIES[backbone]
     except KeyError:
         known = ", ".join([AUTO, *backbone_names()])
-        raise BackboneError(f"unknown backbone '{name}'; choose one of: {known}") from None
-    return factory(weights_file, offline)
+        raise BackboneError(f"unknown backbone '{backbone}'; choose one of: {known}") from None
+    base = factory(weights_file, offline)
+    return layers.resolve_layered(name, base) if layered else base

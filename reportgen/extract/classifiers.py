@@ -122,6 +122,7 @@ def resolve_classifier(name: str, weights_file: Path | None, offline: bool) -> R
         weights_id,
         load=functools.partial(load, spec, weights_id, weights_file, offline),
         categories=imagenet_categories,
+        blank=functools.partial(_trunk_without_weights, spec),
     )
 
 
@@ -148,13 +149,10 @@ def load(spec: ClassifierSpec, weights_id: str, weights_file: Path | None, offli
     """Build the model of ``spec`` with its pretrained weights (or ``weights_file``), in eval mode, on the CPU."""
     from torch import nn
 
+    model = _model(spec)
     if spec.source == "bundled":
-        model = _build_lite0()
         state = _load_state_file(weights_file or _bundled_weights_path())
     else:
-        import torchvision.models
-
-        model = torchvision.models.get_model(spec.torchvision_name, weights=None)
         state = _load_state_file(weights_file) if weights_file else _torchvision_state(spec, offline)
     try:
         model.load_state_dict(state)
@@ -166,6 +164,24 @@ def load(spec: ClassifierSpec, weights_id: str, weights_file: Path | None, offli
     model.eval()
     head.eval()
     return Classifier(spec, model, head, weights_id)
+
+
+def _model(spec: ClassifierSpec) -> nn.Module:
+    """The architecture of ``spec``, without weights."""
+    if spec.source == "bundled":
+        return _build_lite0()
+    import torchvision.models
+
+    return torchvision.models.get_model(spec.torchvision_name, weights=None)
+
+
+def _trunk_without_weights(spec: ClassifierSpec) -> nn.Module:
+    """The model of ``spec`` with its head replaced by the identity, weights not loaded (for its graph)."""
+    from torch import nn
+
+    model = _model(spec)
+    _set_submodule(model, spec.head_path, nn.Identity())
+    return model.eval()
 
 
 def torch_hub_dir() -> Path:

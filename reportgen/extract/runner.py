@@ -136,9 +136,12 @@ def run(
 
 
 def _fused(network: torch.nn.Module) -> torch.nn.Module:
-    """The network with batch-norm folded into its convolutions (torch.fx), or unchanged if it cannot be traced."""
+    """The network with batch-norm folded into its convolutions (torch.fx), or unchanged if it cannot be traced or
+    says it must not be (``fusable = False``)."""
     import torch.fx.experimental.optimization as fx_optimization
 
+    if not getattr(network, "fusable", True):
+        return network
     try:
         return fx_optimization.fuse(network.eval())
     except Exception as exc:  # noqa: BLE001 - tracing fails on some models; the plain one is still correct
@@ -160,12 +163,14 @@ def _forward(
     else:
         batch = batch.contiguous(memory_format=torch.channels_last)
     with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        feats = network(batch)
+        out = network(batch)
+    # A network may return (features, the head's input), as a layer of a classifier does (extract.layers).
+    feats, head_input = out if isinstance(out, tuple) else (out, out)
     feats = feats.float().cpu()
     if feats.shape[1:] != (extractor.dim,):
         shape = tuple(feats.shape)
         raise BackboneError(f"backbone '{extractor.spec}' gave features of shape {shape}, not N x {extractor.dim}")
-    probs = extractor.predictions(feats)
+    probs = extractor.predictions(head_input.float().cpu())
     if probs is None:
         n = len(feats)
         return feats.numpy().astype(np.float32), np.zeros((n, 0), np.int32), np.zeros((n, 0), np.float32)
