@@ -9,16 +9,16 @@ the CLI and the Python API refuse the same values, with the same one-line messag
 
 from __future__ import annotations
 
-import difflib
 import math
 import numbers
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from collections.abc import Sequence
+from dataclasses import MISSING, Field, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import InvalidOptionError
+from .options import option
 
 DEFAULT_OUT_DIR = Path("reportgen-out")
 # The stages derive seeds up to seed + 19 from --seed (K-means refits) and scikit-learn takes seeds below 2**32, so
@@ -36,76 +36,10 @@ def default_cache_dir() -> Path:
     return Path(base) / "reportgen"
 
 
-def option(
-    default: Any,
-    help: str,  # noqa: A002 - argparse's word
-    *,
-    flags: Sequence[str] = (),
-    metavar: str | None = None,
-    choices: Sequence[str] | Callable[[], Sequence[str]] | None = None,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    above: float | None = None,
-    why: str | None = None,
-    max_chars: int | None = None,
-    path: str | None = None,
-    cli_type: Callable[[str], Any] | None = None,
-    negate: bool = False,
-    cli: bool = True,
-    recorded: bool = True,
-    shapes_outputs: bool = True,
-) -> Any:
-    """A Config field with its CLI description.
-
-    Parameters
-    ----------
-    default : the field's default (also the CLI's).
-    help : the CLI help text; ``%(default)s`` is filled in by argparse.
-    flags : the CLI flags (default ``--<name with dashes>``).
-    metavar : as in argparse.
-    cli_type : the value's kind when the default does not show it: ``int``, ``float``, ``Path``, :func:`split_names`.
-    choices : allowed values, or a function returning them (a registry's names, read when the parser is built).
-    minimum, maximum : the smallest and largest allowed values (numbers; ``None`` is always allowed for optional
-        numbers, and a float must also be finite).
-    above : values must be greater than this (an exclusive lower bound).
-    why : a reason added to the out-of-range message when the bound is not obvious.
-    max_chars : for text, its largest length (text that is given must not be blank).
-    path : ``"file"`` (an existing file), ``"folder"`` (a folder, or a path where one can be made) or
-        ``"writable folder"`` (the same, and writable: the outputs go there).
-    negate : a boolean option whose flag turns it off (``--no-cache`` sets ``use_cache=False``).
-    cli : ``False`` for fields the CLI sets itself (``progress``) or as a positional argument.
-    recorded : listed in summary.json ``parameters``.
-    shapes_outputs : the outputs can depend on it, so the rerun fingerprint covers it (tests check that
-        ``workers`` and ``batch_size`` do not change the outputs).
-    """
-    meta = {name: value for name, value in locals().items() if name != "default"}  # every argument, by name
-    meta["flags"] = tuple(flags)
-    return field(default=default, metadata=meta)
-
-
 def _backbone_choices() -> list[str]:
     from .extract import backbone_names
 
     return ["auto", *backbone_names()]
-
-
-def _check_spec(spec: str) -> None:
-    """A feature spec names a registered backbone and, after ``@``, a well-formed layer and pooling (whether the
-    layer exists is checked when the backbone is resolved, before any image is decoded)."""
-    from .errors import BackboneError
-    from .extract import layers
-
-    backbone = spec.partition("@")[0]
-    known = _backbone_choices()
-    if backbone not in known:
-        near = difflib.get_close_matches(backbone, known, n=3, cutoff=0.75)
-        hint = f"did you mean {' or '.join(near)}? " if near else ""
-        raise InvalidOptionError(f"--features: unknown backbone '{backbone}'; {hint}choose one of: {', '.join(known)}")
-    if layers.is_layered(spec):
-        try:
-            layers.parse(spec)
-        except BackboneError as exc:
-            raise InvalidOptionError(f"--features: {exc}") from None
 
 
 def _method_choices() -> list[str]:
@@ -250,7 +184,13 @@ class Config:
             object.__setattr__(self, f.name, _checked(f, getattr(self, f.name)))
         if self.k_min > self.k_max:
             raise InvalidOptionError(f"--k-min {self.k_min} is larger than --k-max {self.k_max}")
-        _check_spec(self.backbone)
+        from .errors import BackboneError
+        from .extract import layers
+
+        try:
+            layers.check_spec(self.backbone, _backbone_choices())
+        except BackboneError as exc:
+            raise InvalidOptionError(f"--features: {exc}") from None
 
     @property
     def resolved_cache_dir(self) -> Path:

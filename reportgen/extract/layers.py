@@ -68,6 +68,18 @@ def parse(spec: str) -> LayerSpec:
     return LayerSpec(backbone, layer, pool or None)
 
 
+def check_spec(spec: str, backbones: list[str]) -> None:
+    """A feature spec names one of ``backbones`` and, after ``@``, a well-formed layer and pooling (whether the
+    layer exists is checked when the backbone is resolved, before any image is decoded)."""
+    backbone = spec.partition("@")[0]
+    if backbone not in backbones:
+        near = difflib.get_close_matches(backbone, backbones, n=3, cutoff=0.75)
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
+        raise BackboneError(f"unknown backbone '{backbone}'; {hint}choose one of: {', '.join(backbones)}")
+    if is_layered(spec):
+        parse(spec)
+
+
 def _close(word: str, choices: tuple[str, ...] | list[str]) -> str:
     near = difflib.get_close_matches(word, list(choices), n=5, cutoff=0.5)
     return f"; did you mean: {', '.join(near)}" if near else f"; choose one of: {', '.join(choices)}"
