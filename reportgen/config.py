@@ -36,12 +36,6 @@ def default_cache_dir() -> Path:
     return Path(base) / "reportgen"
 
 
-def _backbone_choices() -> list[str]:
-    from .extract import backbone_names
-
-    return ["auto", *backbone_names()]
-
-
 def _method_choices() -> list[str]:
     from .cluster import method_names
 
@@ -188,7 +182,7 @@ class Config:
         from .extract import layers
 
         try:
-            layers.check_spec(self.backbone, _backbone_choices())
+            layers.check_spec(self.backbone)
         except BackboneError as exc:
             raise InvalidOptionError(f"--features: {exc}") from None
 

@@ -8,6 +8,7 @@ fully cached rerun or the rerun fingerprint needs. Only when some image must be 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,6 +167,14 @@ def backbone_names() -> list[str]:
     return [name for name in _FACTORIES if name != AUTO]
 
 
+def unknown_backbone(name: str) -> BackboneError:
+    """The one-line error for a backbone that is not registered: the close names, then every name."""
+    known = [AUTO, *backbone_names()]
+    near = difflib.get_close_matches(name, known, n=3, cutoff=0.75)
+    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    return BackboneError(f"unknown backbone '{name}'; {hint}choose one of: {', '.join(known)}")
+
+
 def resolve(name: str, weights_file: Path | None, offline: bool) -> Resolution:
     """The :class:`Resolution` of the spec ``name``, without loading the model.
 
@@ -184,10 +193,7 @@ def resolve(name: str, weights_file: Path | None, offline: bool) -> Resolution:
 
     layered = layers.parse(name) if layers.is_layered(name) else None
     backbone = layered.backbone if layered else name
-    try:
-        factory = _FACTORIES[backbone]
-    except KeyError:
-        known = ", ".join([AUTO, *backbone_names()])
-        raise BackboneError(f"unknown backbone '{backbone}'; choose one of: {known}") from None
-    base = factory(weights_file, offline)
+    if backbone not in _FACTORIES:
+        raise unknown_backbone(backbone)
+    base = _FACTORIES[backbone](weights_file, offline)
     return layers.resolve_layered(name, base) if layered else base

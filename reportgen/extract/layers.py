@@ -68,14 +68,14 @@ def parse(spec: str) -> LayerSpec:
     return LayerSpec(backbone, layer, pool or None)
 
 
-def check_spec(spec: str, backbones: list[str]) -> None:
-    """A feature spec names one of ``backbones`` and, after ``@``, a well-formed layer and pooling (whether the
+def check_spec(spec: str) -> None:
+    """A feature spec names a registered backbone and, after ``@``, a well-formed layer and pooling (whether the
     layer exists is checked when the backbone is resolved, before any image is decoded)."""
+    from .base import AUTO, backbone_names, unknown_backbone
+
     backbone = spec.partition("@")[0]
-    if backbone not in backbones:
-        near = difflib.get_close_matches(backbone, backbones, n=3, cutoff=0.75)
-        hint = f"did you mean {' or '.join(near)}? " if near else ""
-        raise BackboneError(f"unknown backbone '{backbone}'; {hint}choose one of: {', '.join(backbones)}")
+    if backbone not in (AUTO, *backbone_names()):
+        raise unknown_backbone(backbone)
     if is_layered(spec):
         parse(spec)
 
@@ -112,13 +112,17 @@ def _check_pool(parsed: LayerSpec, shape: tuple[int, ...]) -> str | None:
         size = " x ".join(map(str, shape))
         raise BackboneError(f"{where} gives a {size} map: pool it with {', '.join(MAP_POOLS)}")
     pool = parsed.pool or "avg"
-    positions = shape[1] * shape[2]
-    if pool == "top10" and positions * TOP_SHARE < 1:
+    if pool == "top10" and not _fits_top10(shape):
         raise BackboneError(
-            f"{where} gives a {shape[1]} x {shape[2]} map ({positions} positions): top10 needs at least "
+            f"{where} gives a {shape[1]} x {shape[2]} map ({shape[1] * shape[2]} positions): top10 needs at least "
             f"{math.ceil(1 / TOP_SHARE)} positions; use avg or max"
         )
     return pool
+
+
+def _fits_top10(shape: tuple[int, ...]) -> bool:
+    """Whether a C x H x W map has enough positions for top10 to average at least one per channel."""
+    return shape[1] * shape[2] * TOP_SHARE >= 1
 
 
 def usable_nodes(base: Resolution) -> list[tuple[str, tuple[int, ...]]]:
@@ -144,9 +148,10 @@ def describe(backbone: str) -> list[str]:
         f"{'layer':44s} {'output':>16s} {'pooled':>7s}  poolings",
     ]
     for name, shape in rows:
-        pools = ", ".join(MAP_POOLS if len(shape) == 3 else TOKEN_POOLS if len(shape) == 2 else ("none",))
-        if len(shape) == 3 and shape[1] * shape[2] * TOP_SHARE < 1:
-            pools = pools.replace("top10, ", "")
+        if len(shape) == 3:
+            pools = ", ".join(p for p in MAP_POOLS if p != "top10" or _fits_top10(shape))
+        else:
+            pools = ", ".join(TOKEN_POOLS) if len(shape) == 2 else "none"
         lines.append(f"{name:44s} {' x '.join(map(str, shape)):>16s} {pooled_dim(shape):7d}  {pools}")
     return lines
 

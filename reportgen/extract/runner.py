@@ -165,12 +165,13 @@ def _forward(
     with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
         out = network(batch)
     # A network may return (features, the head's input), as a layer of a classifier does (extract.layers).
-    feats, head_input = out if isinstance(out, tuple) else (out, out)
+    feats, head_input = out if isinstance(out, tuple) else (out, None)
     feats = feats.float().cpu()
+    head_input = feats if head_input is None else head_input.float().cpu()
     if feats.shape[1:] != (extractor.dim,):
         shape = tuple(feats.shape)
         raise BackboneError(f"backbone '{extractor.spec}' gave features of shape {shape}, not N x {extractor.dim}")
-    probs = extractor.predictions(head_input.float().cpu())
+    probs = extractor.predictions(head_input)
     if probs is None:
         n = len(feats)
         return feats.numpy().astype(np.float32), np.zeros((n, 0), np.int32), np.zeros((n, 0), np.float32)

@@ -151,7 +151,7 @@ def _k_confidence(sel: KSelection) -> str:
         if sel.disagreement:
             sentence += " " + sel.disagreement
         if sel.second_opinion is not None:
-            low, high = sel.k_range or (k, k)
+            low, high = sel.k_range  # set whenever K was chosen, as it is when there is a second opinion
             sentence += (
                 f" Any K from {low} to {high} is plausible." if low < high else ""
             ) + f" Choosing K shows the clusters at K={k} and K={sel.second_opinion} side by side."

@@ -288,7 +288,9 @@ SECTIONS: list[Section] = [
     Section("count-matrix", "Count matrix", "sections/count_matrix.html", _labeled, _count_matrix, uses_k=True),
     Section("histograms", "Class histograms", "sections/histograms.html", _labeled, _histograms, uses_k=True),
     Section("oddballs", "Oddballs", "sections/oddballs.html", _labeled, _oddballs, _oddball_images),
-    Section("shared", "Classes grouped together", "sections/shared.html", _labeled, _shared, _shared_images, True),
+    Section(
+        "shared", "Classes grouped together", "sections/shared.html", _labeled, _shared, _shared_images, uses_k=True
+    ),
     Section("within-class", "Within-class splits", "sections/within_class.html", _labeled, _within, _within_images),
     Section("outliers", "Outliers", "sections/outliers.html", _unlabeled, _outliers, _outlier_images, uses_k=True),
     Section("skipped", "Skipped files", "sections/skipped.html"),
