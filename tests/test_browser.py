@@ -177,6 +177,10 @@ def test_an_unsure_k_shows_the_two_candidates_side_by_side(browser, reports: dic
     assert f"{second['moved']} images" in details.locator("summary").inner_text()
     text = details.inner_text()
     assert "Clusters" in text and "Oddballs" in text and f"--k {second['k']}" in text
+    column = [row[0] for row in second["crosstab"]]  # the runner-up's cluster 0 and where its images come from
+    source = max(range(len(column)), key=lambda i: (column[i], -i))
+    hint = details.locator(".hint").inner_text()
+    assert f'"from {source} ({column[source]})": {column[source]} of the cluster' in hint
     columns.nth(1).locator(".tile").first.click()
     assert page.locator("#viewer").is_visible()
     assert events["console"] == []
