@@ -24,13 +24,14 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 3  # 2: probabilities from a float64 head; 3: channels-last inference
 JPEG_MAGIC = b"\xff\xd8"
+FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
 @dataclass(frozen=True)
 class CacheEntry:
     """What embedding one image produced."""
 
-    features: np.ndarray  # float32 (D,)
+    features: np.ndarray  # (D,): float32 as computed, float16 as cached (float32 beyond float16's range)
     top5_index: np.ndarray  # int32 (5,), or (0,) from a model without a classifier head
     top5_prob: np.ndarray  # float32, the same shape
     thumbnail: bytes  # JPEG
@@ -112,7 +113,7 @@ class EmbeddingCache:
         try:
             with np.load(path, allow_pickle=False) as data:
                 entry = CacheEntry(
-                    features=data["features"].astype(np.float32, copy=False),
+                    features=data["features"],
                     top5_index=data["top5_index"].astype(np.int32, copy=False),
                     top5_prob=data["top5_prob"].astype(np.float32, copy=False),
                     thumbnail=data["thumbnail"].tobytes(),
@@ -134,7 +135,7 @@ class EmbeddingCache:
         buf = io.BytesIO()
         np.savez(
             buf,
-            features=entry.features.astype(np.float32),
+            features=_compact(entry.features),
             top5_index=entry.top5_index.astype(np.int32),
             top5_prob=entry.top5_prob.astype(np.float32),
             thumbnail=np.frombuffer(entry.thumbnail, dtype=np.uint8),
@@ -154,3 +155,10 @@ class EmbeddingCache:
             and entry.top5_prob.shape == (self.top_k,)
             and entry.thumbnail.startswith(JPEG_MAGIC)
         )
+
+
+def _compact(features: np.ndarray) -> np.ndarray:
+    """float16 (half the disk; its 11-bit mantissa is finer than the bfloat16 forward pass's 8 bits), or float32 when
+    a value is beyond float16's range."""
+    fits = float(np.abs(features).max(initial=0)) < FLOAT16_MAX
+    return features.astype(np.float16 if fits else np.float32)

@@ -9,6 +9,7 @@ libraries; ``--force`` rebuilds.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import logging
 import sys
 from collections.abc import Sequence
@@ -30,7 +31,8 @@ example:
        out/summary.json      every result in the report, for scripts
 
 A rerun over unchanged images and options keeps the outputs (--force rebuilds).
-  reportgen layers efficientnet-lite0   lists the layers --features can take
+  reportgen backbones 'tv:*'            lists the backbones --features can take
+  reportgen layers efficientnet-lite0   lists the layers of one
 """
 
 
@@ -80,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
 def layers(argv: Sequence[str]) -> int:
     """``reportgen layers BACKBONE``: print the layers a feature spec can take, with their shapes."""
     p = _Parser(prog="reportgen layers", description="List the layers of a backbone that --features can take.")
-    p.add_argument("backbone", metavar="BACKBONE", help="a registered backbone, e.g. efficientnet-lite0 or resnet50")
+    p.add_argument("backbone", metavar="BACKBONE", help="e.g. efficientnet-lite0, tv:vgg16 or timm:xception41")
     args = p.parse_args(argv)
     try:
         from .extract.layers import describe
@@ -92,12 +94,30 @@ def layers(argv: Sequence[str]) -> int:
     return 0
 
 
+def backbones(argv: Sequence[str]) -> int:
+    """``reportgen backbones [PATTERN]``: print the backbone specs --features takes (matching a shell pattern)."""
+    p = _Parser(prog="reportgen backbones", description="List the backbones --features can take.")
+    p.add_argument("pattern", nargs="?", default="*", help="a shell pattern, e.g. 'tv:*' or 'timm:*xception*'")
+    args = p.parse_args(argv)
+    from .extract.base import all_backbones
+
+    names = [name for name in all_backbones() if fnmatch.fnmatchcase(name, args.pattern)]
+    sys.stdout.write("".join(f"{name}\n" for name in names))
+    if not names:
+        sys.stderr.write(f"Error: no backbone matches '{args.pattern}'\n")
+        return EXIT_USAGE
+    return 0
+
+
+COMMANDS = {"layers": layers, "backbones": backbones}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code. ``reportgen layers BACKBONE`` lists a backbone's layers (when no folder
-    named ``layers`` is in the way)."""
+    """Run the CLI; returns the exit code. ``reportgen layers BACKBONE`` lists a backbone's layers and ``reportgen
+    backbones`` the backbones (when no folder of that name is in the way)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["layers"] and not Path("layers").is_dir():
-        return layers(argv[1:])
+    if argv[:1] and argv[0] in COMMANDS and not Path(argv[0]).is_dir():
+        return COMMANDS[argv[0]](argv[1:])
     args = _parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)

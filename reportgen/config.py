@@ -74,7 +74,14 @@ class Config:
         flags=("--features", "--backbone"),
         metavar="SPEC",
     )
-    weights: Path | None = option(None, "state-dict file for the backbone", metavar="FILE", cli_type=Path, path="file")
+    weights: Path | str | None = option(
+        None,
+        "state-dict file for the backbone, or 'random' for its untrained architecture (a floor for studies)",
+        metavar="FILE",
+        cli_type=Path,
+        path="file",
+        keywords=("random",),
+    )
     method: str = option("kmeans", "clustering method (default: %(default)s)", choices=_method_choices)
     k: int | None = option(None, "use N global clusters instead of choosing K", metavar="N", minimum=1, cli_type=int)
     # K=1 is a legitimate --k but not a sweep's start: the criteria compare 2+ clusters (the silhouette crashed at 1).
@@ -179,10 +186,10 @@ class Config:
         if self.k_min > self.k_max:
             raise InvalidOptionError(f"--k-min {self.k_min} is larger than --k-max {self.k_max}")
         from .errors import BackboneError
-        from .extract import layers
+        from .extract import stack
 
         try:
-            layers.check_spec(self.backbone)
+            stack.check(self.backbone)
         except BackboneError as exc:
             raise InvalidOptionError(f"--features: {exc}") from None
 
@@ -213,7 +220,7 @@ class Config:
                 continue
             value = getattr(self, f.name)
             if f.name == "weights":
-                value = value.name if value else None
+                value = value.name if isinstance(value, Path) else value
             elif f.name == "workers":
                 value = self.resolved_workers
             elif isinstance(value, tuple):
@@ -315,6 +322,8 @@ def _checked(f: Field[Any], value: Any) -> Any:
         if (lo is not None and value < lo) or (above is not None and value <= above) or (hi is not None and value > hi):
             why = f" ({meta['why']})" if meta["why"] else ""
             raise InvalidOptionError(f"{label} must be {bounds_of(f.name)}, got {value}{why}")
+    elif kind is Path and isinstance(value, str) and value in meta["keywords"]:
+        return value
     elif kind is Path:
         if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
             raise InvalidOptionError(f"{label} must be a path, got {value!r}")

@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .config import Config, options_shaping_outputs
-from .extract import resolve
+from .extract.stack import resolve_stack
 from .fsutil import template_dir
 
 log = logging.getLogger(__name__)
@@ -53,12 +53,12 @@ def versions() -> dict[str, str]:
 def fingerprint(config: Config) -> str:
     """A hex digest of everything the outputs of ``config`` depend on (see the module docstring)."""
     options = {name: str(getattr(config, name)) for name in options_shaping_outputs()}
-    resolution = resolve(config.backbone, config.weights, config.offline)
+    features = resolve_stack(config.backbone, config.weights, config.offline)
     parts = {
         "format": FORMAT,
         "options": options,
         "data_dir": str(config.data_dir.resolve()),
-        "backbone": [resolution.spec, resolution.weights_id],
+        "backbone": [features.spec, features.weights_id],
         "code": _code_digest(),
         "versions": versions(),
         "files": _file_states(config.data_dir),

@@ -24,6 +24,7 @@ def option(
     why: str | None = None,
     max_chars: int | None = None,
     path: str | None = None,
+    keywords: Sequence[str] = (),
     cli_type: Callable[[str], Any] | None = None,
     negate: bool = False,
     cli: bool = True,
@@ -47,6 +48,7 @@ def option(
     max_chars : for text, its largest length (text that is given must not be blank).
     path : ``"file"`` (an existing file), ``"folder"`` (a folder, or a path where one can be made) or
         ``"writable folder"`` (the same, and writable: the outputs go there).
+    keywords : words a path option also takes as themselves (``--weights random``).
     negate : a boolean option whose flag turns it off (``--no-cache`` sets ``use_cache=False``).
     cli : ``False`` for fields the CLI sets itself (``progress``) or as a positional argument.
     recorded : listed in summary.json ``parameters``.

@@ -76,7 +76,7 @@ def build_report(config: Config | str | os.PathLike[str], *, inputs: str | None 
     with _timed("embed", timings):
         embeddings = extract(images, config)
     with _timed("reduce", timings):
-        reduced = reduce(embeddings.features, config)
+        reduced = reduce(embeddings.features, config, embeddings.block_weights)
     with _timed("choose_k", timings):
         k_selection = choose_k(reduced, config)
     with _timed("cluster", timings):
@@ -122,6 +122,7 @@ def assemble(
         embedding_dim=int(embeddings.features.shape[1]),
         cache=CacheUse(embeddings.n_computed, embeddings.n_cached),
         has_predictions=embeddings.has_predictions,
+        blocks=embeddings.blocks,
     )
     # The silhouette over the images at the chosen K completes the K selection (it needs the final clusters).
     k_selection = replace(k_selection, mean_silhouette=analysis.mean_silhouette)

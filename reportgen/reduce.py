@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -44,7 +45,7 @@ class Reduced:
         return float(self.explained_variance_ratio.sum())
 
 
-def reduce(features: np.ndarray, config: Config) -> Reduced:
+def reduce(features: np.ndarray, config: Config, blocks: Sequence[tuple[int, float]] = ()) -> Reduced:
     """Signed square root (unless ``config.power_norm`` is off), L2-normalise each row, keep ``config.pca_dims``
     PCA components.
 
@@ -52,6 +53,8 @@ def reduce(features: np.ndarray, config: Config) -> Reduced:
     ----------
     features : N x D embeddings (float32 or float16, possibly a memory-map).
     config : ``pca_dims``, ``power_norm`` and ``seed`` are read.
+    blocks : for a stack of feature specs, the (width, weight) of each spec's block of columns: each block is
+        L2-normalised and weighted before the whole row is (:mod:`reportgen.extract.stack`).
 
     Returns
     -------
@@ -66,13 +69,13 @@ def reduce(features: np.ndarray, config: Config) -> Reduced:
     pca = PCA(n_components=n_components, svd_solver="randomized" if large else "auto", random_state=config.seed)
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # identical rows: zero total variance
-        pca.fit(_prepare(features[fit_rows], config.power_norm))
+        pca.fit(_prepare(features[fit_rows], config.power_norm, blocks))
         if large:
             log.info("PCA fitted on a seeded sample of %d of %d images, applied in chunks", len(fit_rows), n)
         # chunks: features may be a float16 memory-map far larger than a float32 copy would fit
         projected = np.empty((n, n_components), dtype=np.float32)
         for start in range(0, n, CHUNK):
-            rows = _prepare(features[start : start + CHUNK], config.power_norm)
+            rows = _prepare(features[start : start + CHUNK], config.power_norm, blocks)
             projected[start : start + CHUNK] = pca.transform(rows)
     return Reduced(
         features=projected,
@@ -93,10 +96,16 @@ def directions(x: np.ndarray) -> np.ndarray:
     return normalize(np.asarray(x, dtype=np.float32), norm="l2")
 
 
-def _prepare(rows: np.ndarray, power_norm: bool) -> np.ndarray:
+def _prepare(rows: np.ndarray, power_norm: bool, blocks: Sequence[tuple[int, float]] = ()) -> np.ndarray:
     rows = np.array(rows, dtype=np.float32)  # a copy (rows may be a read-only memory-map): worked on in place
     if power_norm:
         magnitude = np.abs(rows)
         np.sqrt(magnitude, out=magnitude)
         np.copysign(magnitude, rows, out=rows)
+    if len(blocks) > 1:
+        start = 0
+        for width, weight in blocks:
+            block = rows[:, start : start + width]
+            block[...] = normalize(block, norm="l2") * weight
+            start += width
     return normalize(rows, norm="l2", copy=False)

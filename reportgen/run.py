@@ -21,6 +21,7 @@ from .choose_k import KSelection
 from .cluster.stage import Clustering
 from .config import Config
 from .discover import Skipped
+from .extract.stack import FeatureBlock
 from .maps import Map2D
 from .reduce import Reduced
 from .schema import encode, no_json
@@ -63,6 +64,7 @@ class Extraction:
     embedding_dim: int
     cache: CacheUse
     has_predictions: bool
+    blocks: tuple[FeatureBlock, ...] = field(default=(), metadata={"key": "feature_blocks"})
 
 
 @dataclass(frozen=True)

@@ -57,8 +57,8 @@ def test_hub_dir_without_torch_matches_torch(env: dict, monkeypatch: pytest.Monk
 
 
 def test_unknown_backbone_lists_the_choices() -> None:
-    with pytest.raises(BackboneError, match=r"unknown backbone 'alexnet'; choose one of: auto, efficientnet-lite0, "):
-        resolve("alexnet", None, offline=True)
+    with pytest.raises(BackboneError, match=r"unknown backbone 'lenet5'; choose one of: auto, efficientnet-lite0, "):
+        resolve("lenet5", None, offline=True)
 
 
 def test_auto_offline_uses_the_bundled_backbone_without_touching_the_network(no_network: list) -> None:

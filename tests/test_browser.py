@@ -54,6 +54,9 @@ def browser():  # noqa: ANN201
         b.close()
 
 
+STACK = "efficientnet-lite0@_blocks.10:max+efficientnet-lite0*0.5"
+
+
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory, labeled_dir: Path, unlabeled_dir: Path) -> dict[str, Path]:
     work = tmp_path_factory.mktemp("browser")
@@ -66,14 +69,13 @@ def reports(tmp_path_factory: pytest.TempPathFactory, labeled_dir: Path, unlabel
     (hostile / "stripes" / "broken.jpg").write_bytes(b"not a jpeg")
     runs = {
         "hostile": (hostile, {"title": "<b>title</b> " + HOSTILE_CLASS}),
-        "unlabeled": (unlabeled_dir, {}),
+        "unlabeled": (unlabeled_dir, {"backbone": STACK}),
         "sample": (SAMPLE_DATA, {}),
     }
     out = {}
     for name, (data, extra) in runs.items():
-        result = reportgen.build_report(
-            data, out_dir=work / name, backbone="efficientnet-lite0", cache_dir=cache, progress=False, **extra
-        )
+        options = {"backbone": "efficientnet-lite0", "cache_dir": cache, "progress": False} | extra
+        result = reportgen.build_report(data, out_dir=work / name, **options)
         out[name] = result.outputs.report
     return out
 
@@ -92,6 +94,18 @@ def _open(browser, report: Path):  # noqa: ANN001, ANN202
     page.on("dialog", on_dialog)
     page.goto(report.as_uri(), wait_until="load")
     return page, events
+
+
+def test_a_stack_shows_each_feature_block_in_the_run_details(browser, reports: dict[str, Path]) -> None:  # noqa: ANN001
+    page, events = _open(browser, reports["unlabeled"])
+    rows = page.locator("#run-details table.blocks tbody tr")
+    assert rows.count() == 2 and rows.first.is_visible()
+    cells = [rows.nth(i).locator("td").all_inner_texts() for i in range(2)]
+    assert [c[:3] for c in cells] == [["efficientnet-lite0@_blocks.10:max", "1.0", "112"],
+                                      ["efficientnet-lite0", "0.5", "1280"]]  # fmt: skip
+    assert all(c[3].startswith("bundled:") and c[4].startswith("resize256-crop224") for c in cells)
+    assert events == {"console": [], "requests": [], "dialogs": []}
+    page.close()
 
 
 @pytest.mark.parametrize("name", ["hostile", "unlabeled", "sample"])

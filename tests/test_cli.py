@@ -58,9 +58,9 @@ def test_bad_option_values(tmp_path: Path, args: list[str], message: str, capsys
 
 
 def test_unknown_backbone_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, err = _run([str(tmp_path), "--backbone", "alexnet"], capsys)
+    code, err = _run([str(tmp_path), "--backbone", "lenet5"], capsys)
     assert code == 2
-    assert err.startswith("Error: --features: unknown backbone 'alexnet'; choose one of: auto, ")
+    assert err.startswith("Error: --features: unknown backbone 'lenet5'; choose one of: auto, ")
     assert "efficientnet-lite0" in err and "resnet50" in err and err.count("\n") == 1
     code, err = _run([str(tmp_path), "--features", "resnet05"], capsys)
     assert (code, err.count("\n")) == (2, 1) and "did you mean resnet50" in err

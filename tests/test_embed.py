@@ -21,7 +21,7 @@ def test_embeddings_follow_the_image_order_with_predictions_and_thumbnails(label
     images = discover(cfg)
     emb = extract(images, cfg)
     assert emb.images.paths == images.paths
-    assert emb.features.shape == (18, 1280) and emb.features.dtype == np.float32
+    assert emb.features.shape == (18, 1280) and emb.features.dtype == np.float16
     assert np.isfinite(emb.features).all()
     assert emb.top5_index.shape == (18, 5)
     assert (np.diff(emb.top5_prob, axis=1) <= 0).all()

@@ -51,7 +51,7 @@ def test_a_headless_backbone_registered_from_outside_runs_and_is_cached(
     cfg = _cfg(labeled_dir, cache_dir, TOY)
 
     first = extract(discover(cfg), cfg)
-    assert first.features.shape == (18, 8) and first.features.dtype == np.float32
+    assert first.features.shape == (18, 8) and first.features.dtype == np.float16
     assert np.isfinite(first.features).all()
     assert first.top5_index.shape == first.top5_prob.shape == (18, 0)
     assert first.has_predictions is False and first.categories == ()
@@ -70,18 +70,22 @@ def test_a_headless_backbone_registered_from_outside_runs_and_is_cached(
     assert second.device.startswith("none")
 
 
-def test_unknown_spec_names_the_registered_ones(registry: None) -> None:
+def test_unknown_spec_names_the_registered_ones_and_the_families(registry: None) -> None:
     known = "auto, efficientnet-lite0, resnet18, resnet50, resnet101, resnet152, vgg16, densenet121, efficientnet_b0"
-    with pytest.raises(BackboneError, match=rf"^unknown backbone 'alexnet'; choose one of: {known}$"):
-        resolve("alexnet", None, offline=True)
+    families = "tv:NAME, timm:NAME"
+    with pytest.raises(BackboneError, match=rf"^unknown backbone 'lenet5'; choose one of: {known}, {families}$"):
+        resolve("lenet5", None, offline=True)
     register_backbone(TOY, simple_resolution(TOY, dim=8, preprocessing=TOY_PREP, build=_toy_network))
-    with pytest.raises(BackboneError, match=rf"^unknown backbone 'alexnet'; choose one of: {known}, {TOY}$"):
+    with pytest.raises(BackboneError, match=rf"^unknown backbone 'lenet5'; choose one of: {known}, {TOY}, tv:NAME"):
+        resolve("lenet5", None, offline=True)
+    # a model one of the families has is named with its prefix
+    with pytest.raises(BackboneError, match=r"^unknown backbone 'alexnet'; did you mean tv:alexnet\? choose one of"):
         resolve("alexnet", None, offline=True)
 
 
 def test_a_built_backbone_refuses_a_weights_file(tmp_path: Path, registry: None) -> None:
     register_backbone(TOY, simple_resolution(TOY, dim=8, preprocessing=TOY_PREP, build=_toy_network))
-    with pytest.raises(BackboneError, match=rf"backbone '{TOY}' makes its own weights; it takes no --weights file"):
+    with pytest.raises(BackboneError, match=rf"backbone '{TOY}' makes its own weights; it takes no --weights"):
         resolve(TOY, tmp_path / "w.pth", offline=True)
 
 
@@ -100,7 +104,7 @@ def test_seeded_entries_are_found_and_nothing_is_computed(
     monkeypatch.setattr(classifiers, "load", lambda *a: pytest.fail("model loaded although everything was seeded"))
     emb = extract(images, Config(labeled_dir, backbone="efficientnet-lite0", cache_dir=cache_dir, progress=False))
     assert (emb.n_computed, emb.n_cached) == (0, n)
-    np.testing.assert_array_equal(emb.features, features)
+    np.testing.assert_array_equal(emb.features, features.astype(np.float16))  # the cache keeps float16
     np.testing.assert_array_equal(emb.top5_index, top5_index)
     np.testing.assert_array_equal(emb.top5_prob, top5_prob)
     assert emb.categories == tuple(classifiers.imagenet_categories()) and emb.has_predictions
@@ -119,5 +123,5 @@ def test_seeded_headless_entries_are_found(labeled_dir: Path, cache_dir: Path, r
     seed_cache_entries(labeled_dir, cache_dir, TOY, images.paths, features, empty_i, empty_p)
     emb = extract(images, Config(labeled_dir, backbone=TOY, cache_dir=cache_dir, progress=False))
     assert (emb.n_computed, emb.n_cached) == (0, n)
-    np.testing.assert_array_equal(emb.features, features)
+    np.testing.assert_array_equal(emb.features, features.astype(np.float16))  # the cache keeps float16
     assert emb.top5_prob.shape == (n, 0) and not emb.has_predictions

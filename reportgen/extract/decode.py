@@ -103,7 +103,7 @@ def preprocess(im: Image.Image | torch.Tensor, prep: Preprocessing) -> torch.Ten
     if max(w, h) > MAX_ASPECT * short:
         side = int(MAX_ASPECT * short)
         im = TF.center_crop(im, [min(h, side), min(w, side)])
-    im = TF.resize(im, [prep.resize], interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    im = TF.resize(im, [prep.resize], interpolation=TF.InterpolationMode(prep.interpolation), antialias=True)
     im = TF.center_crop(im, [prep.crop])
     x = im if isinstance(im, torch.Tensor) else TF.pil_to_tensor(im)
     x = TF.to_dtype(x, torch.float32, scale=True)

@@ -23,11 +23,12 @@ import difflib
 import functools
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackboneError
-from .base import Extractor, Resolution
+from .base import Extractor, LayerChoice, Resolution
 
 if TYPE_CHECKING:
     import torch
@@ -71,10 +72,10 @@ def parse(spec: str) -> LayerSpec:
 def check_spec(spec: str) -> None:
     """A feature spec names a registered backbone and, after ``@``, a well-formed layer and pooling (whether the
     layer exists is checked when the backbone is resolved, before any image is decoded)."""
-    from .base import AUTO, backbone_names, unknown_backbone
+    from .base import is_known, unknown_backbone
 
     backbone = spec.partition("@")[0]
-    if backbone not in (AUTO, *backbone_names()):
+    if not is_known(backbone):
         raise unknown_backbone(backbone)
     if is_layered(spec):
         parse(spec)
@@ -91,8 +92,9 @@ def resolve_layered(spec: str, base: Resolution) -> Resolution:
     shape = _probe(base, parsed.layer)
     pool = _check_pool(parsed, shape)
     text = replace(parsed, pool=pool).text
-    load = functools.partial(_load, base, text, parsed.layer, pool, shape)
-    return replace(base, spec=text, dim=pooled_dim(shape), load=load)
+    choice = LayerChoice(base, parsed.layer, pool, shape)
+    return replace(base, spec=text, dim=pooled_dim(shape), load=functools.partial(load_choices, [choice], text),
+                   layer=choice)  # fmt: skip
 
 
 def _check_pool(parsed: LayerSpec, shape: tuple[int, ...]) -> str | None:
@@ -242,22 +244,21 @@ def pool_tensor(x: torch.Tensor, pool: str | None, positions: int = 0) -> torch.
     raise BackboneError(f"unknown pooling '{pool}'")
 
 
-def _load(base: Resolution, spec: str, layer: str, pool: str | None, shape: tuple[int, ...]) -> Extractor:
-    """The base extractor, its network replaced by one forward pass that returns the pooled layer and the trunk's
-    own output (the head's input, so that ImageNet predictions stay)."""
+def load_choices(choices: Sequence[LayerChoice], spec: str) -> Extractor:
+    """One extractor for several layers of one backbone (``choices`` share ``base``): its network runs the trunk
+    once and returns the pooled layers side by side, and the trunk's own output (the head's input, so that the
+    ImageNet predictions stay)."""
     from torch import nn
     from torchvision.models.feature_extraction import create_feature_extractor
 
-    extractor = base.load()
+    extractor = choices[0].base.load()
     trunk = extractor.network.eval()
     last = _node_names(trunk)[-1]
+    nodes = {c.node for c in choices if c.node is not None} | {last}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        body = create_feature_extractor(
-            trunk, return_nodes={layer: "layer"} | ({} if layer == last else {last: "trunk"})
-        )
-
-    positions = shape[1] * shape[2] if len(shape) == 3 else 0
+        body = create_feature_extractor(trunk, return_nodes=sorted(nodes))
+    taken = [(c.node or last, c.pool, c.shape[1] * c.shape[2] if len(c.shape) == 3 else 0) for c in choices]
 
     class LayerNetwork(nn.Module):
         # torch.fx's conv/batch-norm fusion gave wrong features on this graph (the bundled model's padded
@@ -270,9 +271,13 @@ def _load(base: Resolution, spec: str, layer: str, pool: str | None, shape: tupl
 
         def forward(self, x: Any) -> Any:  # noqa: ANN401 - tensors
             out = self.body(x)
-            return pool_tensor(out["layer"], pool, positions), out.get("trunk", out["layer"])
+            pooled = [pool_tensor(out[node], pool, positions) for node, pool, positions in taken]
+            return (pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)), out[last]
 
-    return _Layered(extractor, LayerNetwork().eval(), spec, pooled_dim(shape))
+    import torch
+
+    dim = sum(pooled_dim(c.shape) for c in choices)
+    return _Layered(extractor, LayerNetwork().eval(), spec, dim)
 
 
 class _Layered:

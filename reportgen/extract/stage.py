@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -10,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import CacheEntry, EmbeddingCache, content_hash
+from ..cache import FLOAT16_MAX, CacheEntry, EmbeddingCache, content_hash
 from ..config import Config
 from ..discover import ImageSet, Skipped
 from ..errors import NoImagesError
 from ..images import load_rgb, thumbnail_jpeg
-from .base import TOP_K, Resolution, resolve
+from .base import RANDOM_WEIGHTS, TOP_K, Resolution, resolve
+from .stack import SEP, FeatureBlock, load_group, resolve_stack
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ class Embeddings:
     """
 
     images: ImageSet
-    features: np.ndarray  # float32 N x D
+    features: np.ndarray  # float16 N x D (float32 when a value is beyond float16's range)
     top5_index: np.ndarray  # int32 N x 5 (N x 0 without a head), class indices, most probable first
     top5_prob: np.ndarray  # float32, the same shape
     thumbnails: tuple[bytes, ...]  # JPEG, longer side at most images.THUMBNAIL_SIZE
@@ -43,10 +45,16 @@ class Embeddings:
     n_cached: int
     notes: tuple[str, ...] = ()
     has_predictions: bool = True
+    blocks: tuple[FeatureBlock, ...] = ()  # each spec of a stack, in column order (one for a single spec)
+
+    @property
+    def block_weights(self) -> tuple[tuple[int, float], ...]:
+        """(width, weight) of each block of columns, as :func:`reportgen.reduce.reduce` takes them."""
+        return tuple((block.dim, block.weight) for block in self.blocks)
 
 
 def extract(images: ImageSet, config: Config) -> Embeddings:
-    """Compute the features of ``images`` with the configured backbone.
+    """Compute the features of ``images`` with the configured feature spec (one backbone, or a stack of several).
 
     Parameters
     ----------
@@ -55,37 +63,34 @@ def extract(images: ImageSet, config: Config) -> Embeddings:
 
     Returns
     -------
-    :class:`Embeddings`; the model is loaded only when some image is not already in the cache, and torch is
-    imported only then or when the cache lacks the head's class names.
+    :class:`Embeddings`; a model is loaded only when some image is not already in the cache for one of its specs,
+    and torch is imported only then or when the cache lacks the head's class names.
     """
-    resolution = resolve(config.backbone, config.weights, config.offline)
-    notes = [resolution.note] if resolution.note else []
-    if not resolution.has_head:
-        notes.append(f"backbone '{resolution.spec}' has no classifier head: the report has no ImageNet predictions")
+    stack = resolve_stack(config.backbone, config.weights, config.offline)
+    notes = list(stack.notes)
+    if stack.head is None:
+        why = "is untrained (--weights random)" if config.weights == RANDOM_WEIGHTS else "has no classifier head"
+        notes.append(f"backbone '{stack.spec}' {why}: the report has no ImageNet predictions")
     for note in notes:
         log.warning(note)
-    cache = (
-        _open_cache(resolution, config.resolved_cache_dir, config.precision, config.jpeg_decoder)
+    caches = [
+        _open_cache(part.resolution, config.resolved_cache_dir, config.precision, config.jpeg_decoder)
         if config.use_cache
         else None
-    )
+        for part in stack.parts
+    ]
 
     hashes, skipped = _hash_files(images)
-    entries: dict[str, CacheEntry] = {}
-    if cache is not None:
-        for key in set(hashes.values()):
-            hit = cache.get(key)
-            if hit is not None:
-                entries[key] = hit
-    n_cached = sum(1 for key in hashes.values() if key in entries)
+    keys = set(hashes.values())
+    entries: list[dict[str, CacheEntry]] = [_cached(cache, keys) for cache in caches]
+    n_cached = sum(1 for key in hashes.values() if all(key in found for found in entries))
+    todo = {group: _missing(hashes, entries, group) for group in map(tuple, stack.groups())}
+    todo = {group: missing for group, missing in todo.items() if missing}
+    head = stack.head
+    categories = _class_names(stack.parts[head].resolution, caches[head], bool(todo)) if head is not None else ()
 
-    todo: dict[str, str] = {}  # content hash -> first path with that content
-    for rel, key in hashes.items():
-        if key not in entries and key not in todo:
-            todo[key] = rel
     failed: dict[str, str] = {}
-    n_computed = 0
-    categories = _class_names(resolution, cache, refresh=bool(todo))
+    computed: set[str] = set()
     device = "none (every image was in the cache)"
     if todo:
         # Only now pay for importing torch: a fully cached rerun never does.
@@ -93,20 +98,17 @@ def extract(images: ImageSet, config: Config) -> Embeddings:
 
         device = runner.pick_device(config.device)
         precision = runner.pick_precision(config.precision, device)
-        log.info(
-            "embedding %d images with %s on %s in %s (%d from the cache)",
-            len(todo),
-            resolution.spec,
-            device,
-            precision,
-            n_cached,
-        )
-        extractor = resolution.load()
-        store = cache.put if cache is not None else None
-        computed, failed = runner.run(extractor, images.root, todo, config, device, store, precision)
+        for group, missing in todo.items():
+            # only the parts some image lacks; they share one forward pass
+            parts = [i for i in group if any(key not in entries[i] for key in missing)]
+            spec = SEP.join(stack.parts[i].resolution.spec for i in parts)
+            log.info("embedding %d images with %s on %s in %s", len(missing), spec, device, precision)
+            extractor = load_group([stack.parts[i] for i in parts])
+            store = functools.partial(_store, [(entries[i], caches[i], stack.parts[i].resolution.dim) for i in parts])
+            done, lost = runner.run(extractor, images.root, missing, config, device, store, precision)
+            computed.update(done)
+            failed.update(lost)
         device = f"{device} ({precision})"
-        n_computed = len(computed)
-        entries.update(computed)
     else:
         log.info("all %d images found in the cache; the model was not loaded", len(hashes))
 
@@ -115,7 +117,7 @@ def extract(images: ImageSet, config: Config) -> Embeddings:
         key = hashes.get(rel)
         if key is None:  # unreadable: already in skipped
             continue
-        if key in entries:
+        if all(key in found for found in entries):
             keep.append(i)
         else:
             skipped.append(Skipped(rel, failed.get(key, "could not be embedded")))
@@ -127,7 +129,7 @@ def extract(images: ImageSet, config: Config) -> Embeddings:
             + (f" ({len(skipped)} could not be used)" if skipped else "")
         )
 
-    rows = [entries[hashes[images.paths[i]]] for i in keep]
+    rows = [hashes[images.paths[i]] for i in keep]
     usable = replace(
         images,
         paths=tuple(images.paths[i] for i in keep),
@@ -135,22 +137,67 @@ def extract(images: ImageSet, config: Config) -> Embeddings:
         skipped=tuple(sorted([*images.skipped, *skipped], key=lambda s: s.path)),
     )
     usable = replace(usable, classes=tuple(sorted({lbl for lbl in usable.labels if lbl is not None})))
+    first = entries[head if head is not None else 0]
+    width = 0 if head is None else TOP_K
     return Embeddings(
         images=usable,
-        features=np.stack([r.features for r in rows]).astype(np.float32),
-        top5_index=np.stack([r.top5_index for r in rows]),
-        top5_prob=np.stack([r.top5_prob for r in rows]),
-        thumbnails=tuple(r.thumbnail for r in rows),
+        features=_feature_matrix(entries, rows),
+        top5_index=np.stack([first[k].top5_index for k in rows]) if width else np.zeros((len(rows), 0), np.int32),
+        top5_prob=np.stack([first[k].top5_prob for k in rows]) if width else np.zeros((len(rows), 0), np.float32),
+        thumbnails=tuple(first[k].thumbnail for k in rows),
         categories=categories,
-        backbone=resolution.spec,
-        weights=resolution.weights_id,
-        preprocessing=resolution.preprocessing.key,
+        backbone=stack.spec,
+        weights=stack.weights_id,
+        preprocessing=stack.preprocessing_key,
         device=device,
-        n_computed=n_computed,
+        n_computed=len(computed),
         n_cached=n_cached,
         notes=tuple(notes),
-        has_predictions=resolution.has_head,
+        has_predictions=head is not None,
+        blocks=stack.blocks,
     )
+
+
+def _cached(cache: EmbeddingCache | None, keys: set[str]) -> dict[str, CacheEntry]:
+    """The entries of ``keys`` found in ``cache``."""
+    if cache is None:
+        return {}
+    found = {key: cache.get(key) for key in keys}
+    return {key: entry for key, entry in found.items() if entry is not None}
+
+
+def _missing(hashes: dict[str, str], entries: list[dict[str, CacheEntry]], group: tuple[int, ...]) -> dict[str, str]:
+    """Content hash -> first path with that content, for the images some part of ``group`` lacks."""
+    todo: dict[str, str] = {}
+    for rel, key in hashes.items():
+        if key not in todo and any(key not in entries[i] for i in group):
+            todo[key] = rel
+    return todo
+
+
+def _store(parts: list[tuple[dict[str, CacheEntry], EmbeddingCache | None, int]], key: str, entry: CacheEntry) -> None:
+    """Split one computed entry into its parts' blocks and keep (and cache) each under its own spec."""
+    start = 0
+    for found, cache, dim in parts:
+        part = replace(entry, features=entry.features[start : start + dim])
+        start += dim
+        found[key] = part
+        if cache is not None:
+            cache.put(key, part)
+
+
+def _feature_matrix(entries: list[dict[str, CacheEntry]], rows: list[str]) -> np.ndarray:
+    """The parts' features side by side, one row per key of ``rows``, filled in place: float16 (1,000,000 images of
+    the default 1280-d features take 2.56 GB), or float32 when some value is beyond float16's range."""
+    widths = [len(next(iter(found.values())).features) for found in entries]
+    peak = max(float(np.abs(found[key].features).max(initial=0)) for found in entries for key in rows)
+    out = np.empty((len(rows), sum(widths)), dtype=np.float16 if peak < FLOAT16_MAX else np.float32)
+    start = 0
+    for found, width in zip(entries, widths, strict=True):
+        for row, key in enumerate(rows):
+            out[row, start : start + width] = found[key].features
+        start += width
+    return out
 
 
 def seed_cache_entries(
