@@ -1,7 +1,9 @@
-"""Tiny generated image folders shared by the tests, and a per-test embedding cache."""
+"""Tiny generated image folders shared by the tests, a per-test embedding cache, isolated weight caches and a
+refused network."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +95,16 @@ def _isolated_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     import huggingface_hub.constants  # reads HF_HOME once, when first imported
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hf_home / "hub"))
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """Every attempt to connect fails (and is recorded) as on a firewalled machine."""
+    attempts: list[tuple] = []
+
+    def refuse(address, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        attempts.append(address)
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return attempts

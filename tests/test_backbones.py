@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,6 @@ from reportgen.extract import classifiers, resolve
 
 RESNET18_URL = torchvision.models.ResNet18_Weights.DEFAULT.url
 RESNET50_URL = torchvision.models.ResNet50_Weights.DEFAULT.url
-
-
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
-    """Every attempt to connect fails (and is recorded) as on a firewalled machine."""
-    attempts: list[tuple] = []
-
-    def refuse(address, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
-        attempts.append(address)
-        raise OSError("network is unreachable")
-
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    return attempts
 
 
 def _save_random_resnet18(path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -23,18 +22,6 @@ TV_NAMED = [
     "efficientnet_b0", "efficientnet_b3", "efficientnet_b7", "convnext_tiny", "vit_b_16", "squeezenet1_1",
     "regnet_y_400mf", "swin_t", "mobilenet_v3_large",
 ]  # fmt: skip
-
-
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
-    attempts: list[tuple] = []
-
-    def refuse(address, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
-        attempts.append(address)
-        raise OSError("network is unreachable")
-
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    return attempts
 
 
 @pytest.mark.parametrize("name", TV_NAMED)
