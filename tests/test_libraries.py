@@ -170,3 +170,21 @@ def test_backbones_command_lists_every_spec_matching_a_pattern(capsys: pytest.Ca
     assert main(["backbones", "timm:inception_resnet*"]) == 0
     assert "timm:inception_resnet_v2" in capsys.readouterr().out.split()
     assert main(["backbones", "lenet*"]) == 2 and capsys.readouterr().err == "Error: no backbone matches 'lenet*'\n"
+
+
+@pytest.mark.parametrize(
+    ("spec", "dim", "head_input"),
+    [
+        ("tv:resnet18@layer3:max", 256, 512),
+        ("tv:vit_b_16@encoder.layers.encoder_layer_6:mean", 768, 768),
+        ("timm:xception41@blocks.5:top10", 728, 2048),
+        ("timm:levit_128@stages.1:mean", 256, 384),  # its eval graph has nodes its train graph lacks
+    ],
+)
+def test_layers_of_library_backbones(spec: str, dim: int, head_input: int, no_network: list) -> None:
+    res = resolve(spec, "random", offline=True)
+    assert res.dim == dim and res.spec == spec
+    crop = res.preprocessing.crop
+    with torch.inference_mode():
+        pooled, trunk = res.load().network(torch.rand(2, 3, crop, crop))
+    assert pooled.shape == (2, dim) and trunk.shape == (2, head_input) and no_network == []

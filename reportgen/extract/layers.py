@@ -180,12 +180,19 @@ def _trunk(base: Resolution) -> nn.Module:
 
 
 def _node_names(trunk: nn.Module) -> list[str]:
+    """The eval-mode graph's nodes that the train-mode graph has too (torchvision's feature extractor traces both;
+    a node only eval mode has, such as a cached attention bias, cannot be returned)."""
     from torchvision.models.feature_extraction import get_graph_node_names
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "eval-mode nodes are a subsequence of train-mode nodes": we use eval
-        _, nodes = get_graph_node_names(trunk)
-    return [n for n in nodes if n not in ("x", "inputs", "input")]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "eval-mode nodes are a subsequence of train-mode nodes": we use eval
+            train, nodes = get_graph_node_names(trunk)
+    except Exception as exc:  # noqa: BLE001 - torch.fx raises many kinds on code it cannot trace
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise BackboneError(f"torch.fx cannot trace this backbone's graph, so no layer can be taken ({first})") from exc
+    both = set(train)
+    return [n for n in nodes if n in both and n not in ("x", "inputs", "input")]
 
 
 def _shapes(trunk: nn.Module, nodes: list[str], crop: int) -> dict[str, tuple[int, ...]]:
