@@ -188,3 +188,13 @@ def test_layers_of_library_backbones(spec: str, dim: int, head_input: int, no_ne
     with torch.inference_mode():
         pooled, trunk = res.load().network(torch.rand(2, 3, crop, crop))
     assert pooled.shape == (2, dim) and trunk.shape == (2, head_input) and no_network == []
+
+
+def test_a_weights_file_that_does_not_fit_is_one_line(tmp_path: Path) -> None:
+    from reportgen.errors import BackboneError
+
+    path = tmp_path / "other.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    with pytest.raises(BackboneError, match=r"^weights 'other.pth' do not fit tv:alexnet: Error\(s\) in loading"):
+        resolve("tv:alexnet", path, offline=True).load()
+    assert resolve("tv:resnet18", path, offline=True).load().dim == 512

@@ -24,11 +24,12 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import WeightsUnavailableError
+from ..errors import BackboneError, WeightsUnavailableError
 from .base import RANDOM_SEED, RANDOM_WEIGHTS, NetworkExtractor, Preprocessing, Resolution, Weights, register_family
 from .classifiers import (
     READ_TIMEOUT_S,
@@ -91,9 +92,7 @@ def resolve_tv(name: str, weights: Weights, offline: bool) -> Resolution:
 @functools.cache
 def _tv_head(name: str, crop: int) -> tuple[str | None, int]:
     """The path of the last linear layer (``None`` without one) and the length of the features before it."""
-    import torchvision.models
-
-    model = _on_meta(lambda: torchvision.models.get_model(name, weights=None))
+    model = _on_meta(lambda: _tv_get(name, weights=None))
     path = _last_linear(model)
     return path, _out_dim(_strip(model.eval(), path)[0], crop)
 
@@ -105,18 +104,31 @@ def _tv_model(name: str, weights: Weights, offline: bool) -> nn.Module:
 
     if weights == RANDOM_WEIGHTS:
         torch.manual_seed(RANDOM_SEED)
-        return torchvision.models.get_model(name, weights=None)
+        return _tv_get(name, weights=None)
     if weights is not None:
-        model = torchvision.models.get_model(name, weights=None)
-        model.load_state_dict(load_state_file(Path(weights)))
+        model = _tv_get(name, weights=None)
+        try:
+            model.load_state_dict(load_state_file(Path(weights)))
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise BackboneError(f"weights '{Path(weights).name}' do not fit tv:{name}: {first}") from exc
         return model
     enum = torchvision.models.get_model_weights(name).DEFAULT
     _require(enum.url, cached_weights_path(enum.url), f"tv:{name}", offline)
     with socket_timeout(READ_TIMEOUT_S):
         try:
-            return torchvision.models.get_model(name, weights=enum, progress=False)
+            return _tv_get(name, weights=enum, progress=False)
         except OSError as exc:
             raise WeightsUnavailableError(f"downloading tv:{name} weights from {enum.url} failed: {exc}") from exc
+
+
+def _tv_get(name: str, **kwargs: Any) -> nn.Module:  # noqa: ANN401 - torchvision's keyword arguments
+    """``torchvision.models.get_model``, without Inception's warning about its future default initialisation."""
+    import torchvision.models
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torchvision.models.get_model(name, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------ timm
