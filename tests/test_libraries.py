@@ -195,6 +195,7 @@ def test_a_weights_file_that_does_not_fit_is_one_line(tmp_path: Path) -> None:
 
     path = tmp_path / "other.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
-    with pytest.raises(BackboneError, match=r"^weights 'other.pth' do not fit tv:alexnet: Error\(s\) in loading"):
+    mismatch = r"^weights 'other.pth' do not fit tv:alexnet: Error\(s\) in loading state_dict for AlexNet: Missing"
+    with pytest.raises(BackboneError, match=mismatch):
         resolve("tv:alexnet", path, offline=True).load()
     assert resolve("tv:resnet18", path, offline=True).load().dim == 512

@@ -110,7 +110,7 @@ def _tv_model(name: str, weights: Weights, offline: bool) -> nn.Module:
         try:
             model.load_state_dict(load_state_file(Path(weights)))
         except RuntimeError as exc:
-            first = str(exc).splitlines()[0]
+            first = _one_line(exc)
             raise BackboneError(f"weights '{Path(weights).name}' do not fit tv:{name}: {first}") from exc
         return model
     enum = torchvision.models.get_model_weights(name).DEFAULT
@@ -199,8 +199,12 @@ def _timm_model(name: str, weights: Weights, offline: bool) -> nn.Module:
         torch.manual_seed(RANDOM_SEED)
         return timm.create_model(name, pretrained=False)
     if weights is not None:
-        return timm.create_model(name, pretrained=False, checkpoint_path=str(weights))
-    cfg = timm.models.get_pretrained_cfg(name.partition(".")[0] if "." not in name else name)
+        try:
+            return timm.create_model(name, pretrained=False, checkpoint_path=str(weights))
+        except RuntimeError as exc:
+            first = _one_line(exc)
+            raise BackboneError(f"weights '{Path(weights).name}' do not fit timm:{name}: {first}") from exc
+    cfg = timm.models.get_pretrained_cfg(name)
     cfg = cfg.to_dict() if cfg is not None else {}
     cached = _timm_cached_file(cfg)
     if cached is not None:  # load the file itself: no request to the hub at all
@@ -257,6 +261,12 @@ def _require(url: str, cached: Path | str, spec: str, offline: bool) -> None:
         )
     check_reachable(url)
     log.info("downloading %s weights from %s", spec, url)
+
+
+def _one_line(exc: Exception, limit: int = 200) -> str:
+    """The error's text on one line, shortened (torch lists every mismatched key of a state dict)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _on_meta(build: Callable[[], nn.Module]) -> nn.Module:
