@@ -255,6 +255,7 @@ def load_choices(choices: Sequence[LayerChoice], spec: str) -> Extractor:
     """One extractor for several layers of one backbone (``choices`` share ``base``): its network runs the trunk
     once and returns the pooled layers side by side, and the trunk's own output (the head's input, so that the
     ImageNet predictions stay)."""
+    import torch
     from torch import nn
     from torchvision.models.feature_extraction import create_feature_extractor
 
@@ -280,8 +281,6 @@ def load_choices(choices: Sequence[LayerChoice], spec: str) -> Extractor:
             out = self.body(x)
             pooled = [pool_tensor(out[node], pool, positions) for node, pool, positions in taken]
             return (pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)), out[last]
-
-    import torch
 
     dim = sum(pooled_dim(c.shape) for c in choices)
     return _Layered(extractor, LayerNetwork().eval(), spec, dim)
