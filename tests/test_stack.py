@@ -69,7 +69,7 @@ def test_three_specs_of_one_backbone_share_one_forward_pass_and_cache_apart(
     emb = extract(discover(cfg), cfg)
     # one extractor for the three specs; its network ran once per batch of 6 (18 images)
     assert loads == [[LOW, MID, LITE, "batch", "batch", "batch"]]
-    assert emb.backbone == f"{LOW}+{MID}*0.5+{LITE}" and emb.blocks == ((40, 1.0), (112, 0.5), (1280, 1.0))
+    assert emb.backbone == f"{LOW}+{MID}*0.5+{LITE}" and emb.block_weights == ((40, 1.0), (112, 0.5), (1280, 1.0))
     assert emb.features.shape == (18, 40 + 112 + 1280) and emb.has_predictions and emb.top5_index.shape == (18, 5)
 
     # each spec's vectors are cached under that spec: a run of one of them computes nothing, and they are the same
