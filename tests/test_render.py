@@ -83,7 +83,7 @@ def test_outputs_hold_the_same_results(tmp_path: Path) -> None:
     assert summary["n_images"] == 24 and summary["chosen_k"] == 3
     assert summary["skipped"] == [{"path": "alpha/bad.jpg", "reason": "not an image Pillow can identify"}]
     assert set(summary["k_selection"]) >= {"k", "inertia", "silhouette", "elbow_k", "silhouette_k", "reason"}
-    assert set(summary["metrics"]) == {"nmi", "ari", "purity"}
+    assert set(summary["metrics"]) == {"nmi", "ari", "purity", "accuracy"}
     assert summary["metrics"]["nmi"] == pytest.approx(1.0)
     assert {r["cluster"] for r in rows} == {"0", "1", "2"}
     assert sum(summary["within_class"]["alpha"]["sizes"]) == 8

@@ -163,6 +163,17 @@ def test_analyze_counts_oddballs_shared_clusters_and_metrics() -> None:
     assert a.metrics.purity == pytest.approx((19 + 20 + 12) / 60)  # the odd bear sits with 19 apples
 
 
+def test_accuracy_matches_clusters_to_classes_one_to_one() -> None:
+    from reportgen.analyze.labels import label_metrics
+
+    y = np.array(["cat"] * 10 + ["dog"] * 10, dtype=object)
+    # cluster 0: 6 cats; cluster 1: 4 cats and 3 dogs; cluster 2: 7 dogs
+    m = label_metrics(y, np.array([0] * 6 + [1] * 4 + [1] * 3 + [2] * 7))
+    assert m.purity == pytest.approx((6 + 4 + 7) / 20)  # cluster 1 counts for "cat" as well as cluster 0
+    assert m.accuracy == pytest.approx((6 + 7) / 20)  # one cluster per class: cluster 1 is matched to none
+    assert label_metrics(y, np.zeros(20, int)).accuracy == pytest.approx(0.5)  # one cluster: one class matched
+
+
 def test_within_class_split_recovers_two_concepts() -> None:
     x, y = make_blobs(n_samples=[15, 15, 20], n_features=16, cluster_std=0.4, random_state=3)
     names = ["dome" if v < 2 else "tower" for v in y]  # "dome" is two concepts

@@ -140,11 +140,13 @@ class WithinClass:
 
 @dataclass(frozen=True)
 class Metrics:
-    """Agreement between the clusters and the folder labels."""
+    """Agreement between the clusters and the folder labels. ``accuracy`` matches clusters to classes one to one
+    (Hungarian assignment) and counts the images in their class's matched cluster."""
 
     nmi: float
     ari: float
     purity: float
+    accuracy: float
 
 
 @dataclass(frozen=True)
