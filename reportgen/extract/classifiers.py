@@ -17,7 +17,7 @@ import hashlib
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -176,30 +176,47 @@ def load(spec: ClassifierSpec, weights_id: str, weights_file: Weights, offline: 
     """Build the model of ``spec`` with its pretrained weights (or ``weights_file``, or untrained), in eval mode, on
     the CPU."""
     if weights_file == RANDOM_WEIGHTS:
-        import torch
-
-        torch.manual_seed(RANDOM_SEED)
-        return NetworkExtractor(spec.name, spec.dim, spec.preprocessing, weights_id, _trunk_without_weights(spec))
+        trunk = untrained(functools.partial(_trunk_without_weights, spec))
+        return NetworkExtractor(spec.name, spec.dim, spec.preprocessing, weights_id, trunk)
     from torch import nn
 
-    model = _model(spec)
     if weights_file is not None:
         state = load_state_file(Path(weights_file))
     elif spec.source == "bundled":
         state = load_state_file(_bundled_weights_path())
     else:
         state = _torchvision_state(spec, offline)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise BackboneError(f"weights for '{spec.name}' do not fit the model: {first}") from exc
+    model = fit_state(_model(spec), state, f"weights for '{spec.name}' do not fit the model")
     head = model.get_submodule(spec.head_path)
     set_submodule(model, spec.head_path, nn.Identity())
     model.eval()
     head.eval()
     categories = tuple(imagenet_categories())
     return Classifier(spec.name, spec.dim, spec.preprocessing, weights_id, model, head, categories)
+
+
+def untrained(build: Callable[[], nn.Module]) -> nn.Module:
+    """``build()`` with torch's generator seeded first: the same untrained weights on every run (``--weights
+    random``)."""
+    import torch
+
+    torch.manual_seed(RANDOM_SEED)
+    return build()
+
+
+def fit_state(model: nn.Module, state: dict[str, torch.Tensor], mismatch: str) -> nn.Module:
+    """``model`` with ``state`` loaded, or a one-line :class:`BackboneError` starting with ``mismatch``."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise BackboneError(f"{mismatch}: {one_line(exc)}") from exc
+    return model
+
+
+def one_line(exc: Exception, limit: int = 200) -> str:
+    """The error's text on one line, shortened (torch lists every mismatched key of a state dict)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _model(spec: ClassifierSpec) -> nn.Module:

@@ -30,16 +30,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackboneError, WeightsUnavailableError
-from .base import RANDOM_SEED, RANDOM_WEIGHTS, NetworkExtractor, Preprocessing, Resolution, Weights, register_family
+from .base import RANDOM_WEIGHTS, NetworkExtractor, Preprocessing, Resolution, Weights, register_family
 from .classifiers import (
     READ_TIMEOUT_S,
     Classifier,
     cached_weights_path,
     check_reachable,
+    fit_state,
     imagenet_categories,
     load_state_file,
+    one_line,
     set_submodule,
     socket_timeout,
+    untrained,
     weights_identity,
 )
 
@@ -99,20 +102,13 @@ def _tv_head(name: str, crop: int) -> tuple[str | None, int]:
 
 def _tv_model(name: str, weights: Weights, offline: bool) -> nn.Module:
     """torchvision's ``name`` with its default weights (from the cache, else downloaded), a file's, or untrained."""
-    import torch
     import torchvision.models
 
     if weights == RANDOM_WEIGHTS:
-        torch.manual_seed(RANDOM_SEED)
-        return _tv_get(name, weights=None)
+        return untrained(functools.partial(_tv_get, name, weights=None))
     if weights is not None:
-        model = _tv_get(name, weights=None)
-        try:
-            model.load_state_dict(load_state_file(Path(weights)))
-        except RuntimeError as exc:
-            first = _one_line(exc)
-            raise BackboneError(f"weights '{Path(weights).name}' do not fit tv:{name}: {first}") from exc
-        return model
+        mismatch = f"weights '{Path(weights).name}' do not fit tv:{name}"
+        return fit_state(_tv_get(name, weights=None), load_state_file(Path(weights)), mismatch)
     enum = torchvision.models.get_model_weights(name).DEFAULT
     _require(enum.url, cached_weights_path(enum.url), f"tv:{name}", offline)
     with socket_timeout(READ_TIMEOUT_S):
@@ -193,17 +189,14 @@ def _timm_categories(model: nn.Module) -> Callable[[], Sequence[str]] | None:
 def _timm_model(name: str, weights: Weights, offline: bool) -> nn.Module:
     """timm's ``name`` with its pretrained weights (a cached file, else downloaded), a file's, or untrained."""
     import timm
-    import torch
 
     if weights == RANDOM_WEIGHTS:
-        torch.manual_seed(RANDOM_SEED)
-        return timm.create_model(name, pretrained=False)
+        return untrained(functools.partial(timm.create_model, name, pretrained=False))
     if weights is not None:
         try:
             return timm.create_model(name, pretrained=False, checkpoint_path=str(weights))
-        except RuntimeError as exc:
-            first = _one_line(exc)
-            raise BackboneError(f"weights '{Path(weights).name}' do not fit timm:{name}: {first}") from exc
+        except RuntimeError as exc:  # timm loads the file itself
+            raise BackboneError(f"weights '{Path(weights).name}' do not fit timm:{name}: {one_line(exc)}") from exc
     cfg = timm.models.get_pretrained_cfg(name)
     cfg = cfg.to_dict() if cfg is not None else {}
     cached = _timm_cached_file(cfg)
@@ -261,12 +254,6 @@ def _require(url: str, cached: Path | str, spec: str, offline: bool) -> None:
         )
     check_reachable(url)
     log.info("downloading %s weights from %s", spec, url)
-
-
-def _one_line(exc: Exception, limit: int = 200) -> str:
-    """The error's text on one line, shortened (torch lists every mismatched key of a state dict)."""
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _on_meta(build: Callable[[], nn.Module]) -> nn.Module:
