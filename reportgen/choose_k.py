@@ -188,9 +188,16 @@ def choose_k(reduced: Reduced, config: Config, method: MethodSpec | None = None)
         )
     else:
         chosen = candidates[0]
-        reason = f"K={chosen} has the best mean rank over the four criteria ({mean_rank[ks.index(chosen)]:.1f})"
+        best = mean_rank[ks.index(chosen)]
+        reason = f"K={chosen} has the best mean rank over the four criteria ({best:.1f})"
         if len(candidates) > 1:
-            reason += f"; runner-up K={candidates[1]} ({mean_rank[ks.index(candidates[1])]:.1f})"
+            second = mean_rank[ks.index(candidates[1])]
+            reason += f"; runner-up K={candidates[1]} ({second:.1f})"
+            if np.isclose(best, second):
+                reason = (
+                    f"K={chosen} and K={candidates[1]} tie for the best mean rank over the four criteria ({best:.1f}); "
+                    f"the smaller, K={chosen}, is chosen and K={candidates[1]} is the runner-up"
+                )
     voters = [k for k in picks.values() if k is not None]
     agreement = len(agreeing(picks, chosen)) / len(voters) if voters else 0.0
     if config.k is not None:

@@ -152,7 +152,8 @@
         drawMap(b.getAttribute("data-view"));
       });
     });
-    var legend = document.getElementById("map-legend");
+    var legend = document.querySelector('[data-legend="clusters"]');
+    var classLegend = document.querySelector('[data-legend="classes"]');
     data.clusters.forEach(function (name, c) {
       var item = document.createElement("span");
       var sw = document.createElement("i");
@@ -171,7 +172,7 @@
       s.appendChild(p);
       item.appendChild(s);
       item.appendChild(document.createTextNode(name));
-      legend.appendChild(item);
+      classLegend.appendChild(item);
     });
     drawMap("pca");
   }

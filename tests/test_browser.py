@@ -199,3 +199,30 @@ def test_an_unsure_k_shows_the_two_candidates_side_by_side(browser, reports: dic
     assert page.locator("#viewer").is_visible()
     assert events["console"] == []
     page.close()
+
+
+def test_findings_legends_and_layout_read_as_designed(browser, reports: dict[str, Path]) -> None:  # noqa: ANN001
+    import json
+
+    summary = json.loads((reports["sample"].parent / "summary.json").read_text())
+    page, events = _open(browser, reports["sample"])
+    items = page.locator("#summary ul.findings > li")
+    assert items.all_inner_texts() == summary["findings"]  # one finding per item, in order
+    clusters = page.locator('#map-legend [data-legend="clusters"]')
+    classes = page.locator('#map-legend [data-legend="classes"]')
+    assert clusters.locator("strong").inner_text() == "Clusters (colour)"
+    assert clusters.locator("span").count() == summary["chosen_k"]
+    assert classes.locator("span").all_inner_texts() == summary["classes"]
+    # a class's two sub-clusters sit side by side at this width, each montage's tiles in one block
+    sub_tops = page.evaluate(
+        "Array.from(document.querySelector('#within-class article.within').querySelectorAll('.sub'))"
+        ".map(s => Math.round(s.getBoundingClientRect().top))"
+    )
+    assert len(sub_tops) == 2 and sub_tops[0] == sub_tops[1]
+    captions = page.locator("#within-class .sub .tile figcaption").all_inner_texts()
+    assert captions and all("/" not in c and len(c) <= 13 for c in captions)  # the class is in the heading
+    page.emulate_media(media="print")
+    assert page.locator("#toc").is_hidden() and page.locator("#count-matrix img.figure").is_hidden()
+    assert page.locator("#count-matrix table.counts").is_visible()
+    assert events["console"] == []
+    page.close()

@@ -36,6 +36,11 @@ def test_a_catch_all_mixes_three_or_more_classes_none_of_them_half() -> None:
     assert makeup.is_catch_all({"a": 30, "b": 25, "c": 20, "d": 15, "e": 34}, 124)
     assert not makeup.is_catch_all({"a": 28, "b": 27, "c": 1}, 56)  # two classes: shared, not a catch-all
     assert not makeup.is_catch_all({"a": 70, "b": 20, "c": 20}, 110)  # one class is most of it
+    # 192 images from 22 classes, only two of them material: most of it is classes too small to matter
+    thin = {"a": 32, "b": 20} | {f"x{j}": 7 for j in range(20)}
+    assert makeup.is_catch_all(thin, 192) and len(makeup.material(thin, 192)) == 2
+    two_hold_most = {"a": 36, "b": 23, "c": 7, "d": 7, "e": 3, "f": 3, "g": 1, "h": 1}  # a and b hold 73%
+    assert not makeup.is_catch_all(two_hold_most, 81)
     assert makeup.material({"a": 30, "b": 4, "c": 2}, 36) == [("a", 30), ("b", 4)]  # at least 2 and 10% (3.6)
     assert makeup.is_loose(300, 100.0, 0.05, 0.2) and not makeup.is_loose(300, 100.0, 0.3, 0.2)
 
@@ -118,3 +123,51 @@ def test_captions_keep_the_start_and_the_end_of_a_long_name() -> None:
     assert shorten_middle("tools/saw.jpg", 17) == "tools/saw.jpg"
     short = shorten_middle("renewable/windmill15.jpg", 17)
     assert len(short) == 17 and short.startswith("renewabl") and short.endswith("ll15.jpg") and "…" in short
+
+
+def test_a_thinly_spread_cluster_is_a_catch_all_even_with_one_material_class() -> None:
+    x, y = make_blobs(n_samples=[30, 60], n_features=16, cluster_std=0.3, random_state=0)
+    rank = np.cumsum(y == 1) - 1
+    # the second blob: 14 images of "big" and 46 spread over 23 classes of 2
+    names = ["tools" if v == 0 else ("big" if rank[i] < 14 else f"s{rank[i] % 23:02d}") for i, v in enumerate(y)]
+    emb, sel, a = _run(x, names, k=2)
+    catch = next(c for c in a.clusters if c.catch_all)
+    assert catch.size == 60 and len(makeup.material(catch.classes, 60)) == 1
+    (shared,) = a.shared_clusters
+    assert shared.catch_all and shared.n_classes == 24 and list(shared.classes)[0] == "big" and len(shared.classes) == 3
+    dataset = Dataset("t", "t", True, emb.images.classes, 90, 0, (), ())
+    text = " ".join(findings(dataset, sel, a))
+    assert f"Cluster {catch.cluster} ({catch.name}) is a catch-all: its 60 images come from 24 classes" in text
+    assert "42 more from 21 other classes" in text
+    assert "big (" not in text.split("In a cluster of their own")[1].split(".")[0]
+
+
+def test_many_catch_alls_are_one_finding_that_names_each() -> None:
+    from types import SimpleNamespace
+
+    from reportgen.analyze.records import SharedCluster
+    from reportgen.report.findings import _catch_alls
+
+    sizes = [40, 30, 20, 10]
+    clusters = tuple(SimpleNamespace(size=n) for n in sizes)
+    shared = [
+        SharedCluster(c, f"mixed {c}", {"a": n // 4, "b": n // 4, "c": n // 4}, True, 5, ())
+        for c, n in enumerate(sizes[:3])
+    ]
+    (one,) = _catch_alls(shared, clusters)
+    assert one.startswith("3 of 4 clusters are catch-alls")
+    assert "cluster 0, 40 images of 5 classes (a (10), b (10), c (10); 10 more from 2 other classes)" in one
+    assert "cluster 2, 20 images of 5 classes" in one
+    two = _catch_alls(shared[:2], clusters)
+    assert [s.split(":")[0] for s in two] == [
+        "Cluster 0 (mixed 0) is a catch-all",
+        "Cluster 1 (mixed 1) is a catch-all",
+    ]
+
+
+def test_a_class_split_evenly_names_every_tied_cluster() -> None:
+    from reportgen.analyze.records import ClassSpread
+
+    even = ClassSpread("goblins", 8, 0, 0.375, 3, (3, 3, 2))
+    assert even.tied_clusters == (0, 1)
+    assert ClassSpread("orcs", 16, 2, 0.62, 2, (0, 6, 10)).tied_clusters == (2,)

@@ -394,3 +394,18 @@ def test_the_runner_up_clustering_is_compared_cluster_by_cluster() -> None:
     assert a.runner_up is not None and analyze(emb, r, chosen, config).runner_up is None
     unlabeled = analyze(fake_embeddings(x.astype(np.float32), [None] * 80), r, chosen, config, runner_up_k=3)
     assert unlabeled.runner_up.metrics is None and unlabeled.runner_up.moved == second.moved
+
+
+def test_a_tie_for_the_best_mean_rank_is_called_a_tie(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reportgen import choose_k as choose_k_module
+
+    curves = {  # K=2 and K=3 each best on two criteria, third on none: equal mean ranks
+        "silhouette": [0.3, 0.2, 0.1],
+        "calinski_harabasz": [9.0, 5.0, 1.0],
+        "davies_bouldin": [2.0, 1.0, 3.0],
+        "stability": [0.5, 0.9, 0.1],
+    }
+    monkeypatch.setattr(choose_k_module, "_sweep", lambda *a: ([3.0, 2.0, 1.0], curves, None))
+    sel = choose_k(reduce(_blobs()[0], CFG), Config("/unused", k_max=4))
+    assert sel.candidates == (2, 3) and sel.chosen_k == 2
+    assert sel.reason.startswith("K=2 and K=3 tie for the best mean rank over the four criteria (0.5)")

@@ -14,7 +14,7 @@ from ..cluster.stage import Clustering
 from ..extract import Embeddings
 from .clusters import DETAILED, nearest, top_predictions
 from .evidence import Evidence, label_evidence
-from .makeup import material
+from .makeup import CATCH_ALL_CLASSES, material
 from .records import (
     ClassSpread,
     ClusterInfo,
@@ -173,12 +173,16 @@ def _shared(
     clustering: Clustering,
     clusters: tuple[ClusterInfo, ...],
 ) -> tuple[SharedCluster, ...]:
-    """Clusters where two or more classes have a material share (:func:`makeup.material`), every such class
-    listed with a montage of its part."""
+    """Clusters where two or more classes have a material share (:func:`makeup.material`), and every catch-all,
+    each such class listed with a montage of its part (a catch-all with fewer than two material classes lists
+    its ``CATCH_ALL_CLASSES`` largest)."""
     shared = []
     for c in range(counts.shape[1]):
         by_class = {cls: int(v) for cls, v in zip(classes, counts[:, c], strict=True) if v}
+        ranked = sorted(by_class.items(), key=lambda t: (-t[1], t[0]))
         members = sorted(material(by_class, int(counts[:, c].sum())), key=lambda t: (-t[1], t[0]))
+        if clusters[c].catch_all and len(members) < 2:
+            members = ranked[:CATCH_ALL_CLASSES]
         if len(members) >= 2:
             parts = tuple(
                 nearest(
@@ -186,5 +190,5 @@ def _shared(
                 )
                 for cls, _ in members
             )
-            shared.append(SharedCluster(c, clusters[c].name, dict(members), clusters[c].catch_all, parts))
+            shared.append(SharedCluster(c, clusters[c].name, dict(members), clusters[c].catch_all, len(ranked), parts))
     return tuple(shared)

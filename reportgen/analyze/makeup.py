@@ -5,10 +5,11 @@ Rules (also in the README):
 
 * A class has a **material share** of a cluster when it puts at least ``max(2, 10%)`` of the cluster's images
   in it. A cluster with two or more material classes is **shared**.
-* A labeled cluster is a **catch-all** when it has three or more material classes and none of them is half of
-  it: it groups many classes without telling them apart. An unlabeled cluster is *loose* (a possible
-  catch-all) when it is more than twice the average cluster size and its silhouette is below the mean
-  silhouette of all images.
+* A labeled cluster is a **catch-all** when none of its classes is half of it and either three or more classes
+  have a material share or the classes with a material share hold less than half of it (most of its images
+  come from classes each too small to matter): it groups many classes without telling them apart. An unlabeled
+  cluster is *loose* (a possible catch-all) when it is more than twice the average cluster size and its
+  silhouette is below the mean silhouette of all images.
 * **Names**, with labels, come from the classes a cluster holds: ``tools`` (90% or more one class),
   ``mostly tools, some fishes`` (the largest class 60% or more; a second class named when material),
   ``fishes and tools`` (two classes 80% or more together), ``mixed: a, b, c`` otherwise. Without labels, from
@@ -46,7 +47,10 @@ def material(classes: dict[str, int], size: int) -> list[tuple[str, int]]:
 def is_catch_all(classes: dict[str, int], size: int) -> bool:
     """Whether a labeled cluster groups many classes without any of them being half of it."""
     top = max(classes.values(), default=0)
-    return len(material(classes, size)) >= CATCH_ALL_CLASSES and top < CATCH_ALL_TOP_SHARE * size
+    if top >= CATCH_ALL_TOP_SHARE * size:
+        return False
+    held = material(classes, size)
+    return len(held) >= CATCH_ALL_CLASSES or sum(n for _, n in held) < CATCH_ALL_TOP_SHARE * size
 
 
 def is_loose(size: int, mean_size: float, silhouette: float | None, overall: float | None) -> bool:

@@ -46,6 +46,12 @@ class ClassSpread:
     n_clusters: int  # clusters holding at least one of its images
     counts: tuple[int, ...] = no_json()  # per cluster (the count matrix's row)
 
+    @property
+    def tied_clusters(self) -> tuple[int, ...]:
+        """Every cluster holding as many of its images as the majority cluster (one unless there is a tie)."""
+        top = max(self.counts, default=0)
+        return tuple(c for c, n in enumerate(self.counts) if n == top and n) or (self.majority_cluster,)
+
 
 @dataclass(frozen=True)
 class Neighbour:
@@ -109,8 +115,9 @@ class SharedCluster:
 
     cluster: int
     name: str
-    classes: dict[str, int]  # every class with a material share, most first
+    classes: dict[str, int]  # every class with a material share, most first (a catch-all: at least its 3 largest)
     catch_all: bool
+    n_classes: int  # classes with any image in the cluster
     parts: tuple[tuple[int, ...], ...] = no_json()  # per class: its images in the cluster nearest the centre
 
 

@@ -199,10 +199,11 @@ def silhouette_knife(values: list[float], labels: list[int], k: int) -> str:
     return to_data_uri(fig)
 
 
-def class_histograms(spreads: list[tuple[str, tuple[int, ...], int]], per_row: int = 4) -> str:
-    """Small multiples: one histogram per class over the clusters, its majority cluster highlighted.
+def class_histograms(spreads: list[tuple[str, tuple[int, ...], tuple[int, ...]]], per_row: int = 4) -> str:
+    """Small multiples: one histogram per class over the clusters, its majority cluster highlighted (every one
+    of them when several tie).
 
-    ``spreads`` holds (class, counts per cluster, majority cluster) for each class.
+    ``spreads`` holds (class, counts per cluster, majority clusters) for each class.
     """
     k = len(spreads[0][1])
     rows = -(-len(spreads) // per_row)
@@ -212,7 +213,7 @@ def class_histograms(spreads: list[tuple[str, tuple[int, ...], int]], per_row: i
     for ax in axes.flat[len(spreads) :]:
         ax.set_visible(False)
     for ax, (label, counts, majority) in zip(axes.flat, spreads, strict=False):
-        ax.bar(range(k), counts, color=[MARK if c == majority else ACCENT for c in range(k)])
+        ax.bar(range(k), counts, color=[MARK if c in majority else ACCENT for c in range(k)])
         ax.set_xticks(range(k), [str(c) for c in range(k)], fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of images

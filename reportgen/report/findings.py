@@ -1,8 +1,9 @@
-"""The findings: a paragraph of plain sentences about the result, each backed by numbers in the Run."""
+"""The findings: plain sentences about the result, one finding each, each backed by numbers in the Run."""
 
 from __future__ import annotations
 
 from ..analyze import Analysis
+from ..analyze.records import ClusterInfo, SharedCluster
 from ..analyze.within import BROAD, MEANINGFUL_Z
 from ..choose_k import LABELS, KSelection
 from ..run import Dataset
@@ -10,6 +11,8 @@ from ..run import Dataset
 SILHOUETTE_WEAK = 0.25  # Kaufman & Rousseeuw: below this, no substantial cluster structure
 COHERENT = 0.9  # a class this much in one cluster is kept together
 SPREAD = 0.75  # a class with less than this in its largest cluster is spread
+SPREAD_NAMED = 6  # spread classes named in the findings; the histograms show the rest
+CATCH_ALLS_APART = 2  # more catch-alls than this are described in one finding
 
 
 def findings(dataset: Dataset, k_selection: KSelection, analysis: Analysis) -> tuple[str, ...]:
@@ -110,26 +113,50 @@ def _classes_and_clusters(analysis: Analysis) -> list[str]:
             + ", ".join(f"{s.label} ({s.majority_share:.0%} in cluster {s.majority_cluster})" for s in alone)
             + "."
         )
+    catch_alls = [sh for sh in shared.values() if sh.catch_all]
+    out += _catch_alls(catch_alls, clusters)
     for sh in shared.values():
+        if sh.catch_all:
+            continue
         parts = ", ".join(f"{label} ({n})" for label, n in sh.classes.items())
         kept = [s.label for s in together if s.majority_cluster == sh.cluster]
-        if sh.catch_all:
-            size = clusters[sh.cluster].size
-            out.append(
-                f"Cluster {sh.cluster} ({sh.name}) is a catch-all: its {size} images come from {len(sh.classes)} "
-                f"classes with a material share ({parts}) and none is half of it, so it does not tell them apart."
-            )
-        else:
-            sentence = f"Cluster {sh.cluster} ({sh.name}) groups {parts} together"
-            if kept:
-                sentence += f"; {_join(kept)} {'is' if len(kept) == 1 else 'are'} kept whole there, but not alone"
-            out.append(sentence + ".")
+        sentence = f"Cluster {sh.cluster} ({sh.name}) groups {parts} together"
+        if kept:
+            sentence += f"; {_join(kept)} {'is' if len(kept) == 1 else 'are'} kept whole there, but not alone"
+        out.append(sentence + ".")
     if not shared:
         out.append("No cluster is shared by several classes.")
     if spread:
-        described = [f"{s.label} (largest share {s.majority_share:.0%}, over {s.n_clusters} clusters)" for s in spread]
-        out.append("Spread over several clusters: " + ", ".join(described) + ".")
+        named = spread[:SPREAD_NAMED]
+        described = [f"{s.label} (largest share {s.majority_share:.0%}, over {s.n_clusters} clusters)" for s in named]
+        more = len(spread) - SPREAD_NAMED
+        tail = f", and {more} more (the class histograms show each)" if more > 0 else ""
+        out.append(f"Spread over several clusters, most spread first: {', '.join(described)}{tail}.")
     return out
+
+
+def _catch_alls(catch_alls: list[SharedCluster], clusters: tuple[ClusterInfo, ...]) -> list[str]:
+    """One sentence per catch-all, or one for them all when there are more than ``CATCH_ALLS_APART``."""
+    described = []
+    for sh in catch_alls:
+        size = clusters[sh.cluster].size
+        parts = ", ".join(f"{label} ({n})" for label, n in sh.classes.items())
+        rest, n_rest = size - sum(sh.classes.values()), sh.n_classes - len(sh.classes)
+        others = f"; {rest} more from {n_rest} other class{'es' if n_rest != 1 else ''}" if n_rest else ""
+        described.append((sh, size, f"{parts}{others}"))
+    if len(described) > CATCH_ALLS_APART:
+        each = [f"cluster {sh.cluster}, {n} images of {sh.n_classes} classes ({part})" for sh, n, part in described]
+        return [
+            f"{len(described)} of {len(clusters)} clusters are catch-alls: none of their classes is half of them, so "
+            "they do not tell their classes apart (the largest classes in each, then the rest): "
+            + "; ".join(each)
+            + "."
+        ]
+    return [
+        f"Cluster {sh.cluster} ({sh.name}) is a catch-all: its {size} images come from {sh.n_classes} "
+        f"classes and none is half of it ({parts}), so it does not tell them apart."
+        for sh, size, parts in described
+    ]
 
 
 def _join(names: list[str]) -> str:
@@ -157,6 +184,7 @@ def _k_confidence(sel: KSelection) -> str:
             ) + f" Choosing K shows the clusters at K={k} and K={sel.second_opinion} side by side."
         if sel.at_edge:
             edge = _join([LABELS[name] for name in sel.at_edge])
+            edge = edge[0].upper() + edge[1:]
             sentence += (
                 f" {edge} {'picks' if len(sel.at_edge) == 1 else 'pick'} an end of the range swept "
                 f"(K={sel.ks[0]}..{sel.ks[-1]}): {'it' if len(sel.at_edge) == 1 else 'they'} kept improving up to "

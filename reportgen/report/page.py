@@ -43,6 +43,7 @@ def environment() -> jinja2.Environment:
     env.filters["pct"] = lambda v: f"{v:.0%}"
     env.filters["num"] = lambda v, digits=3: "n/a" if v is None else f"{v:.{digits}f}"
     env.filters["middle"] = shorten_middle
+    env.filters["filename"] = lambda path: str(path).rsplit("/", 1)[-1]
     return env
 
 

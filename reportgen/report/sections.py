@@ -155,7 +155,7 @@ def _count_matrix(run: Run, page: Page) -> dict[str, Any]:
         {
             "label": s.label,
             "size": s.size,
-            "cells": [(s.counts[c], s.counts[c] / s.size if s.size else 0.0, c == s.majority_cluster) for c in order],
+            "cells": [(s.counts[c], s.counts[c] / s.size if s.size else 0.0, c in s.tied_clusters) for c in order],
         }
         for s in run.analysis.class_spread
     ]
@@ -164,18 +164,20 @@ def _count_matrix(run: Run, page: Page) -> dict[str, Any]:
 
 
 def _histograms(run: Run, page: Page) -> dict[str, Any]:
-    spreads = [(s.label, s.counts, s.majority_cluster) for s in run.analysis.class_spread]
+    spreads = [(s.label, s.counts, s.tied_clusters) for s in run.analysis.class_spread]
     return {"figure": page.figure("class_histograms", spreads)}
 
 
 def _oddballs(run: Run, page: Page) -> dict[str, Any]:
     items = []
+    tied_homes = {s.label: s.tied_clusters for s in run.analysis.class_spread}
     for o in run.analysis.oddballs[:ODDBALL_CARDS]:
         items.append(
             {
                 "o": o,
                 "tile": page.tile(o.index),
                 "home_name": run.analysis.clusters[o.class_cluster].name,
+                "homes": tied_homes.get(o.label, (o.class_cluster,)),
                 "neighbours": page.tiles(n.index for n in o.neighbours),
                 "typical_class": page.tiles(o.typical_class),
                 "typical_looks_like": page.tiles(o.typical_looks_like),
