@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import numpy as np
@@ -43,7 +43,7 @@ import sklearn
 from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
 from .cache import load_memo, memo_key, save_memo
-from .cluster import N_INIT, MethodSpec, get_method, partition
+from .cluster import KMEANS, N_INIT, MethodSpec, get_method, method_for, partition
 from .config import Config
 from .errors import InvalidOptionError
 from .reduce import Reduced, directions
@@ -65,6 +65,7 @@ LABELS = {
     "calinski_harabasz": "Calinski-Harabasz",
     "davies_bouldin": "Davies-Bouldin",
     "stability": "stability",
+    "bic": "BIC",
 }
 
 
@@ -90,7 +91,7 @@ class KSelection:
     candidates: tuple[int, ...]  # the two K with the best mean rank, best first
     k_range: tuple[int, ...]  # (lowest, highest) of the candidates and the K ranked within RANGE_RANK of the best
     agreement: float  # share of picks within one of the chosen K
-    confidence: str  # "high", "medium", "low", or "given"
+    confidence: str  # "high", "medium", "low", "given" (--k) or "data" (the method finds K)
     chosen_k: int = field(metadata={"json": False})  # the Run's ``chosen_k``
     reason: str
     forced: bool
@@ -153,7 +154,17 @@ def choose_k(reduced: Reduced, config: Config, method: MethodSpec | None = None)
     :class:`KSelection` with every criterion's curve and pick, the candidates, the confidence, the chosen K
     and a sentence saying why.
     """
-    method = method or get_method(config.method)
+    method = method or method_for(config)
+    if not method.takes_k:  # the method finds K itself: K-means' criteria are shown for reference
+        reference = choose_k(reduced, replace(config, k=None), get_method(KMEANS))
+        return replace(
+            reference,
+            reason=f"{method.name} finds the number of clusters from the data; the criteria below are K-means' "
+            "at each K, for reference",
+            confidence="data",
+            disagreement=None,
+            forced=False,
+        )
     n = reduced.features.shape[0]
     if config.k is not None and config.k > n:
         raise InvalidOptionError(f"--k {config.k} is larger than the number of usable images ({n})")
@@ -168,6 +179,8 @@ def choose_k(reduced: Reduced, config: Config, method: MethodSpec | None = None)
     for name, higher in CURVES.items():
         values = np.asarray(curves[name])
         picks[name] = ks[int(np.argmax(values) if higher else np.argmin(values))] if ks else None
+    if method.k_criterion and curves.get(method.k_criterion):
+        picks[method.k_criterion] = ks[int(np.argmin(curves[method.k_criterion]))]
     if ks:
         stability = np.asarray(curves["stability"])
         picks["stability"] = max(k for k, v in zip(ks, stability, strict=True) if v >= stability.max() - STABILITY_TIE)
@@ -185,6 +198,14 @@ def choose_k(reduced: Reduced, config: Config, method: MethodSpec | None = None)
         reason = (
             f"K cannot be chosen: only {n_distinct} distinct image{'s' if n_distinct != 1 else ''} among {n} "
             f"(need at least {config.k_min + 1} distinct images for a K={config.k_min} sweep); using K=1"
+        )
+    elif method.k_criterion and picks.get(method.k_criterion) is not None:
+        chosen = picks[method.k_criterion]
+        best_rank = candidates[0]
+        candidates = (chosen, best_rank if best_rank != chosen else candidates[-1])[: len(set(candidates) | {chosen})]
+        reason = (
+            f"K={chosen} has the lowest {LABELS[method.k_criterion]} of the {method.name} fits (the method's own "
+            f"criterion); the four criteria's best mean rank is K={best_rank}"
         )
     else:
         chosen = candidates[0]
@@ -261,10 +282,13 @@ def _sweep(
     key = memo_key(x, ks, config.seed, N_INIT, STABILITY_DRAWS, sklearn.__version__, method.name)
     if config.use_cache:
         memo = load_memo(config.resolved_cache_dir, "ksweep-v2", key)
-        if memo and len(memo.get("inertia", ())) == len(ks) and set(memo.get("curves", {})) == set(CURVES):
+        expected = set(CURVES) | ({method.k_criterion} if method.k_criterion else set())
+        if memo and len(memo.get("inertia", ())) == len(ks) and set(memo.get("curves", {})) == expected:
             return memo["inertia"], memo["curves"], memo["elbow"]
     inertia: list[float] = []
     curves: dict[str, list[float]] = {name: [] for name in CURVES}
+    if method.k_criterion:
+        curves[method.k_criterion] = []
     rng = np.random.default_rng(config.seed)
     subsamples = [
         np.sort(rng.choice(len(x), int(STABILITY_FRACTION * len(x)), replace=False)) for _ in range(STABILITY_DRAWS)
@@ -278,6 +302,8 @@ def _sweep(
         curves["calinski_harabasz"].append(float(calinski_harabasz_score(x, labels)))
         curves["davies_bouldin"].append(float(davies_bouldin_score(x, labels)))
         curves["stability"].append(_stability(x, labels, k, subsamples, method, config.seed))
+        if method.k_criterion:
+            curves[method.k_criterion].append(fitted.criteria[method.k_criterion])
     elbow = _elbow(ks, inertia)
     if config.use_cache and ks:
         memo = {"inertia": inertia, "curves": curves, "elbow": elbow}

@@ -83,6 +83,12 @@ class Config:
         keywords=("random",),
     )
     method: str = option("kmeans", "clustering method (default: %(default)s)", choices=_method_choices)
+    linkage: str = option(
+        "ward",
+        "how --method agglomerative merges: ward on the vectors, or average or complete linkage of cosine distances "
+        "(default: %(default)s)",
+        choices=("ward", "average", "complete"),
+    )
     k: int | None = option(None, "use N global clusters instead of choosing K", metavar="N", minimum=1, cli_type=int)
     # K=1 is a legitimate --k but not a sweep's start: the criteria compare 2+ clusters (the silhouette crashed at 1).
     k_min: int = option(

@@ -125,7 +125,7 @@ def assemble(
         blocks=embeddings.blocks,
     )
     # The silhouette over the images at the chosen K completes the K selection (it needs the final clusters).
-    k_selection = replace(k_selection, mean_silhouette=analysis.mean_silhouette)
+    k_selection = replace(k_selection, mean_silhouette=analysis.mean_silhouette, chosen_k=clustering.k)
     return Run(
         dataset=dataset,
         extraction=extraction,
@@ -155,7 +155,7 @@ def _images(embeddings: Embeddings, clustering: Clustering, analysis: Analysis) 
     return Images(
         path=embeddings.images.paths,
         label=tuple(lbl or "" for lbl in embeddings.images.labels),
-        cluster=clustering.labels.astype(int),
+        cluster=clustering.public(clustering.labels).astype(int),
         within_cluster=within,
         is_oddball=analysis.is_oddball.astype(bool),
         distance=clustering.distances.astype(float).round(6),

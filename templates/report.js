@@ -12,13 +12,16 @@
 
   function pct(p) { return Math.round(p * 100) + "%"; }
 
+  // The group of images in no cluster (number -1) is grey; clusters take the palette in turn.
+  function colour(c) { return c < 0 ? "#a0aec0" : PALETTE[c % PALETTE.length]; }
+
   function describe(i, fallback) {
     var d = data.images[String(i)];
     var lines = [];
     if (!d) { return [fallback || ""]; }
     lines.push(d.p);
     if (d.l !== null) { lines.push("class: " + d.l); }
-    lines.push("cluster " + d.c + ": " + data.clusters[d.c]);
+    lines.push(d.c < 0 ? "not in any cluster" : "cluster " + d.c + ": " + data.clusters[d.c]);
     lines.push("predictions: " + d.t.map(function (t) { return t[0] + " " + pct(t[1]); }).join(", "));
     if (d.o) { lines.push(d.l !== null ? "oddball: outside its class's main cluster" : "outlier: far from its cluster's centre"); }
     return lines;
@@ -115,7 +118,7 @@
       var cls = d.l === null ? 0 : data.classes.indexOf(d.l);
       var el = document.createElementNS(NS, "path");
       el.setAttribute("class", d.o ? "pt odd" : "pt");
-      glyph(el, cls, r, PALETTE[d.c % PALETTE.length]);
+      glyph(el, cls, r, colour(d.c));
       el.setAttribute("transform", "translate(" + (pad + (p[xi] - x0) * sx).toFixed(1) + "," + (H - pad - (p[yi] - y0) * sy).toFixed(1) + ")");
       el.setAttribute("data-i", p[0]);
       frag.appendChild(el);
@@ -155,11 +158,12 @@
     var legend = document.querySelector('[data-legend="clusters"]');
     var classLegend = document.querySelector('[data-legend="classes"]');
     data.clusters.forEach(function (name, c) {
+      var noise = data.noise && c === data.clusters.length - 1;
       var item = document.createElement("span");
       var sw = document.createElement("i");
-      sw.style.background = PALETTE[c % PALETTE.length];
+      sw.style.background = colour(noise ? -1 : c);
       item.appendChild(sw);
-      item.appendChild(document.createTextNode(c + ": " + name));
+      item.appendChild(document.createTextNode(noise ? name : c + ": " + name));
       legend.appendChild(item);
     });
     data.classes.forEach(function (name, k) {

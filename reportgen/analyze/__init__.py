@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cluster import method_for
 from ..cluster.stage import Clustering, cluster
 from ..config import Config
 from ..extract import Embeddings
@@ -189,7 +190,7 @@ def _at_class_count(
     """The agreement with the labels had K been the class count (reusing the clustering when it is), so the
     report can put the two side by side; labels never choose K."""
     k = len(embeddings.images.classes)
-    if not 2 <= k < len(embeddings.images):
+    if not 2 <= k < len(embeddings.images) or not method_for(config).takes_k:
         return None
     if k == clustering.k:
         return AtClassCount(k, at_k.nmi, at_k.ari, at_k.purity)

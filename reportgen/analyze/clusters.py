@@ -17,6 +17,8 @@ from . import makeup
 from .records import ClusterInfo, Neighbour, Outlier, Share
 
 MONTAGE_SIZE = 12
+NOISE = -1  # the number the outputs give the group of images in no cluster (Clustering's noise group)
+NOISE_NAME = "not in any cluster"
 N_NEIGHBOURS = 3
 SILHOUETTE_SAMPLE = 10_000
 # Oddballs and outliers whose 3 nearest images are found (the report shows 60; summary.json keeps these).
@@ -51,6 +53,7 @@ def silhouettes(x: np.ndarray, labels: np.ndarray, k: int, seed: int) -> np.ndar
     if not 2 <= k <= n - 1:
         return None
     sample = seeded_sample(n, SILHOUETTE_SAMPLE, seed)
+    sample = sample[labels[sample] < k]  # images in no cluster (the noise group, number k) have none
     if len(np.unique(labels[sample])) < 2:
         return None
     values = np.full(n, np.nan)
@@ -78,13 +81,18 @@ def cluster_infos(
     """Each cluster's size, name, predictions, classes, whether it is a catch-all, and its montage
     (the rules are in :mod:`.makeup`)."""
     overall = None if per_image is None else _nanmean(per_image)
-    mean_size = len(clustering.labels) / clustering.k
+    mean_size = int(clustering.in_cluster.sum()) / max(clustering.k, 1)
     parts = []
-    for c in range(clustering.k):
+    for c in range(clustering.n_groups):
         members = np.flatnonzero(clustering.labels == c)
         dist = np.linalg.norm(x[members] - clustering.centers[c], axis=1)
         preds = top_shares([top1[i] for i in members])
-        silhouette = _nanmean(per_image[members]) if per_image is not None else None
+        silhouette = _nanmean(per_image[members]) if per_image is not None and c < clustering.k else None
+        if c == clustering.k:  # the noise group: what the method left out of every cluster
+            classes = dict(Counter(images.labels[i] for i in members).most_common()) if images.labeled else {}
+            shown = makeup.spread_montage(members, dist, MONTAGE_SIZE)
+            parts.append((members, preds, None, classes, NOISE_NAME, False, shown))
+            continue
         if images.labeled:
             classes = dict(Counter(images.labels[i] for i in members).most_common())
             name = makeup.labeled_name(classes, len(members))
@@ -100,7 +108,7 @@ def cluster_infos(
     names = makeup.unique_names([part[4] for part in parts], hints)
     return tuple(
         ClusterInfo(
-            cluster=c,
+            cluster=c if c < clustering.k else NOISE,
             name=names[c],
             size=len(members),
             silhouette=silhouette,

@@ -12,7 +12,7 @@ from sklearn.metrics.cluster import contingency_matrix
 
 from ..cluster.stage import Clustering
 from ..extract import Embeddings
-from .clusters import DETAILED, nearest, top_predictions
+from .clusters import DETAILED, NOISE, nearest, top_predictions
 from .evidence import Evidence, label_evidence
 from .makeup import CATCH_ALL_CLASSES, material
 from .records import (
@@ -58,14 +58,14 @@ def compare_with_labels(
     y = np.array(images.labels, dtype=object)
     counts = pd.crosstab(
         pd.Categorical(y, categories=images.classes),
-        pd.Categorical(labels, categories=range(clustering.k)),
+        pd.Categorical(labels, categories=range(clustering.n_groups)),
         dropna=False,
     ).to_numpy()
-    spreads = tuple(_spread(cls, counts[j]) for j, cls in enumerate(images.classes))
+    spreads = tuple(_spread(cls, counts[j], clustering.n_noise > 0) for j, cls in enumerate(images.classes))
     class_of = {cls: j for j, cls in enumerate(images.classes)}
     y_idx = np.array([class_of[v] for v in y])
     centres = np.stack([x[y_idx == j].mean(axis=0) for j in range(len(images.classes))])
-    home = np.array([s.majority_cluster for s in spreads])[y_idx]
+    home = np.array([s.majority_cluster % clustering.n_groups for s in spreads])[y_idx]
     evidence = label_evidence(x, y_idx, len(images.classes), seed)
     is_oddball = evidence.flagged()
     found = evidence.order(np.flatnonzero(is_oddball))
@@ -76,7 +76,9 @@ def compare_with_labels(
         _oddball(int(i), int(y_idx[i]), embeddings, evidence, x, clustering, clusters, centres, home, typical_of_class)
         for i in detailed
     )
-    matrix = CountMatrix(images.classes, tuple(range(clustering.k)), counts.astype(int), _column_order(counts))
+    ids = tuple(int(v) for v in clustering.public(np.arange(clustering.n_groups)))
+    order = _column_order(counts[:, : clustering.k]) + tuple(range(clustering.k, clustering.n_groups))  # noise last
+    matrix = CountMatrix(images.classes, ids, counts.astype(int), order)
     return Comparison(
         metrics=label_metrics(y, labels),
         count_matrix=matrix,
@@ -84,7 +86,7 @@ def compare_with_labels(
         n_oddballs=len(found),
         oddballs=oddballs,
         is_oddball=is_oddball,
-        n_outside_majority=int((labels != home).sum()),
+        n_outside_majority=int((labels != home).sum()),  # the noise group counts as a group here
         label_check=LabelCheck(evidence.accuracy, evidence.chance, evidence.beats_chance),
         shared=_shared(counts, images.classes, y, x, clustering, clusters),
     )
@@ -105,7 +107,7 @@ def _oddball(
     images = embeddings.images
     classes = images.classes
     other = int(evidence.looks_like[i])
-    joined = int(clustering.labels[i])
+    joined = int(clustering.public(clustering.labels[i : i + 1])[0])
     d_class = float(np.linalg.norm(x[i] - centres[own]))
     d_cluster = float(clustering.distances[i])
     votes = evidence.votes[i]
@@ -120,7 +122,7 @@ def _oddball(
         p_looks_like=float(evidence.probabilities[i, other]),
         cluster=joined,
         cluster_name=clusters[joined].name,
-        class_cluster=int(home[i]),
+        class_cluster=int(clustering.public(home[i : i + 1])[0]),
         d_class=d_class,
         d_cluster=d_cluster,
         margin=d_class - d_cluster,
@@ -144,16 +146,18 @@ def label_metrics(y: np.ndarray, labels: np.ndarray) -> Metrics:
     )
 
 
-def _spread(label: str, row: np.ndarray) -> ClassSpread:
+def _spread(label: str, row: np.ndarray, noise: bool) -> ClassSpread:
+    """``row``: the class's count per group, the noise group last when ``noise``."""
     size = int(row.sum())
     major = int(np.argmax(row))
     return ClassSpread(
         label=label,
         size=size,
-        majority_cluster=major,
+        majority_cluster=NOISE if noise and major == len(row) - 1 else major,
         majority_share=float(row[major] / size) if size else 0.0,
         n_clusters=int((row > 0).sum()),
         counts=tuple(int(v) for v in row),
+        noise=noise,
     )
 
 
@@ -177,7 +181,7 @@ def _shared(
     each such class listed with a montage of its part (a catch-all with fewer than two material classes lists
     its ``CATCH_ALL_CLASSES`` largest)."""
     shared = []
-    for c in range(counts.shape[1]):
+    for c in range(clustering.k):  # the noise group is not a cluster: never shared
         by_class = {cls: int(v) for cls, v in zip(classes, counts[:, c], strict=True) if v}
         ranked = sorted(by_class.items(), key=lambda t: (-t[1], t[0]))
         members = sorted(material(by_class, int(counts[:, c].sum())), key=lambda t: (-t[1], t[0]))

@@ -44,13 +44,16 @@ class ClassSpread:
     majority_cluster: int
     majority_share: float
     n_clusters: int  # clusters holding at least one of its images
-    counts: tuple[int, ...] = no_json()  # per cluster (the count matrix's row)
+    counts: tuple[int, ...] = no_json()  # per cluster (the count matrix's row), the noise group last
+    noise: bool = no_json(default=False)  # the last count is the group of images in no cluster (number -1)
 
     @property
     def tied_clusters(self) -> tuple[int, ...]:
         """Every cluster holding as many of its images as the majority cluster (one unless there is a tie)."""
         top = max(self.counts, default=0)
-        return tuple(c for c, n in enumerate(self.counts) if n == top and n) or (self.majority_cluster,)
+        last = len(self.counts) - 1
+        tied = [-1 if self.noise and c == last else c for c, n in enumerate(self.counts) if n == top and n]
+        return tuple(tied) or (self.majority_cluster,)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ squares is computed. This module imports no scientific library until something i
 
 from __future__ import annotations
 
+from . import library  # noqa: F401  (registers the methods beside K-means)
 from .methods import (
     KMEANS,
     N_INIT,
@@ -23,6 +24,7 @@ from .methods import (
     Partition,
     get_method,
     kmeans,
+    method_for,
     method_names,
     partition,
     register_method,
@@ -36,6 +38,7 @@ __all__ = [
     "Partition",
     "get_method",
     "kmeans",
+    "method_for",
     "method_names",
     "partition",
     "register_method",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,11 +29,20 @@ Factory = Callable[[int, int, int], Estimator]  # (k, seed, number of rows to cl
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered clustering method."""
+    """A registered clustering method.
+
+    ``takes_k`` is false for a method that finds the number of clusters itself (HDBSCAN); ``k_criterion`` names a
+    curve the method's fits report (``Partition.criteria``) by which it chooses its own K (``"bic"``, lower is
+    better); ``options`` are :class:`~reportgen.config.Config` fields passed to ``make`` as keyword arguments
+    (:func:`method_for`).
+    """
 
     name: str
     make: Factory
     description: str = ""
+    takes_k: bool = True
+    k_criterion: str | None = None
+    options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -49,16 +59,34 @@ class Partition:
     method: str
     parameters: dict[str, Any] = field(default_factory=dict)
     noise: np.ndarray | None = None  # bool N, for methods that leave points out of every cluster
+    criteria: dict[str, float] = field(default_factory=dict)  # the fit's own K criteria (e.g. "bic")
 
 
 _METHODS: dict[str, MethodSpec] = {}
 
 
-def register_method(name: str, make: Factory, description: str = "") -> MethodSpec:
-    """Register (or replace) the clustering method ``name``; ``make(k, seed, n_rows)`` builds an estimator."""
-    spec = MethodSpec(name, make, description)
+def register_method(
+    name: str,
+    make: Factory,
+    description: str = "",
+    *,
+    takes_k: bool = True,
+    k_criterion: str | None = None,
+    options: tuple[str, ...] = (),
+) -> MethodSpec:
+    """Register (or replace) the clustering method ``name``; ``make(k, seed, n_rows)`` builds an estimator (see
+    :class:`MethodSpec` for the keywords)."""
+    spec = MethodSpec(name, make, description, takes_k, k_criterion, options)
     _METHODS[name] = spec
     return spec
+
+
+def method_for(config: Any) -> MethodSpec:
+    """``config.method``'s registered method with its options (Config fields) bound into its factory."""
+    spec = get_method(config.method)
+    if not spec.options:
+        return spec
+    return replace(spec, make=partial(spec.make, **{name: getattr(config, name) for name in spec.options}))
 
 
 def method_names() -> list[str]:
@@ -93,24 +121,38 @@ def partition(method: MethodSpec, x: np.ndarray, k: int, seed: int, *, n_init: i
     estimator = method.make(k, seed, len(x))
     if n_init is not None and "n_init" in _params(estimator):
         estimator.set_params(n_init=n_init)  # type: ignore[attr-defined]
-    raw = np.asarray(estimator.fit_predict(x))
+    raw = np.asarray(estimator.fit_predict(x)).astype(int)
+    noise = raw < 0
+    found = np.unique(raw[~noise])
+    compact = np.full(len(raw), -1)
+    compact[~noise] = np.searchsorted(found, raw[~noise])  # empty or skipped cluster numbers closed up
     own = getattr(estimator, "cluster_centers_", None)
-    centres = np.asarray(own) if own is not None else _means(x, raw, k)
-    labels, centres = renumber_by_size(raw, centres)
+    if own is not None and len(found) and len(own) > found.max():
+        centres = np.asarray(own)[found]
+    else:
+        centres = _means(x, compact, len(found))
+    labels, centres = renumber_by_size(compact, centres)
     inertia = getattr(estimator, "inertia_", None)
-    score = float(inertia) if inertia is not None else _sum_of_squares(x, labels, centres)
-    return Partition(labels, centres, score, method.name, _params(estimator))
+    exact = inertia is not None and not noise.any() and len(found) == k
+    score = float(inertia) if exact else _sum_of_squares(x[~noise], labels[~noise], centres)
+    bic = getattr(estimator, "bic", None)
+    criteria = {"bic": float(bic(x))} if callable(bic) else {}
+    return Partition(labels, centres, score, method.name, _params(estimator), noise if noise.any() else None, criteria)
 
 
 def renumber_by_size(labels: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Relabel clusters 0..k-1 by decreasing size (ties: earliest first member); centres follow."""
+    """Relabel clusters 0..k-1 by decreasing size (ties: earliest first member); centres follow. Noise (-1)
+    stays -1."""
     k = centers.shape[0]
-    sizes = np.bincount(labels, minlength=k)
+    kept = labels >= 0
+    sizes = np.bincount(labels[kept], minlength=k)
     first = np.array([np.flatnonzero(labels == c)[0] if sizes[c] else len(labels) for c in range(k)])
     order = sorted(range(k), key=lambda c: (-sizes[c], first[c]))
     new_of_old = np.empty(k, dtype=int)
     new_of_old[order] = np.arange(k)
-    return new_of_old[labels], centers[order]
+    out = np.full(len(labels), -1)
+    out[kept] = new_of_old[labels[kept]]
+    return out, centers[order]
 
 
 def _params(estimator: Estimator) -> dict[str, Any]:
@@ -119,6 +161,8 @@ def _params(estimator: Estimator) -> dict[str, Any]:
 
 
 def _means(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    if k == 0:
+        return np.zeros((0, x.shape[1]))
     return np.stack([x[labels == c].mean(axis=0) if np.any(labels == c) else np.zeros(x.shape[1]) for c in range(k)])
 
 

@@ -9,19 +9,39 @@ import numpy as np
 from ..config import Config
 from ..reduce import Reduced
 from ..sampling import CHUNK
-from .methods import MethodSpec, get_method, partition
+from .methods import MethodSpec, method_for, partition
 
 
 @dataclass(frozen=True)
 class Clustering:
-    """Cluster ``labels[i]`` of image ``i``, the centres, and each image's distance to its centre."""
+    """Cluster ``labels[i]`` of image ``i``, the centres, and each image's distance to its centre.
+
+    A method that leaves images out of every cluster (HDBSCAN's noise) gets one more group, number ``k``, after
+    the ``k`` clusters: "not in any cluster". Every section shows it as a group of its own; the outputs number it
+    -1. Its centre is its members' mean, and its members' distances are to the nearest real cluster's centre.
+    """
 
     k: int
     method: str
-    labels: np.ndarray = field(metadata={"json": False})  # int N
-    centers: np.ndarray = field(metadata={"json": False})  # k x n_components
-    distances: np.ndarray = field(metadata={"json": False})  # float N, Euclidean, to the own centre
+    labels: np.ndarray = field(metadata={"json": False})  # int N: 0..k-1, or k for the noise group
+    centers: np.ndarray = field(metadata={"json": False})  # n_groups x n_components
+    distances: np.ndarray = field(metadata={"json": False})  # float N, Euclidean, to the own (nearest) centre
     inertia: float  # within-cluster sum of squares (the method's label-free score)
+    n_noise: int = 0  # images in no cluster
+
+    @property
+    def n_groups(self) -> int:
+        """The clusters, plus the noise group when there is one."""
+        return self.k + (1 if self.n_noise else 0)
+
+    @property
+    def in_cluster(self) -> np.ndarray:
+        """bool N: the image is in a cluster (not noise)."""
+        return self.labels < self.k
+
+    def public(self, labels: np.ndarray) -> np.ndarray:
+        """``labels`` as the outputs number them: the noise group as -1."""
+        return np.where(labels >= self.k, -1, labels)
 
 
 def cluster(reduced: Reduced, k: int, config: Config, method: MethodSpec | None = None) -> Clustering:
@@ -39,11 +59,23 @@ def cluster(reduced: Reduced, k: int, config: Config, method: MethodSpec | None 
     :class:`Clustering`, clusters numbered by decreasing size (ties by first member) so that the numbering is
     stable and cluster 0 is the largest.
     """
-    method = method or get_method(config.method)
+    method = method or method_for(config)
     x = reduced.features
     found = partition(method, x, k, config.seed)
-    distances = np.empty(len(x), dtype=np.float32)
+    k_found = found.centres.shape[0]
+    labels, centres = found.labels.copy(), found.centres
+    noise = found.noise if found.noise is not None else np.zeros(len(x), dtype=bool)
+    if noise.any():
+        labels[noise] = k_found
+        centres = np.vstack([centres, x[noise].mean(axis=0)])
+    distances = np.zeros(len(x), dtype=np.float32)
     for start in range(0, len(x), CHUNK):
         part = slice(start, start + CHUNK)
-        distances[part] = np.linalg.norm(x[part] - found.centres[found.labels[part]], axis=1)
-    return Clustering(k, method.name, found.labels, found.centres, distances, found.score)
+        own = labels[part]
+        d = np.linalg.norm(x[part] - centres[own], axis=1)
+        lost = np.flatnonzero(own == k_found)
+        if len(lost) and k_found:
+            rows = x[part][lost]
+            d[lost] = np.sqrt(((rows[:, None, :] - found.centres[None]) ** 2).sum(-1)).min(axis=1)
+        distances[part] = d
+    return Clustering(k_found, method.name, labels, centres, distances, found.score, int(noise.sum()))

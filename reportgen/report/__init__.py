@@ -16,6 +16,7 @@ from pathlib import Path
 from ..freshness import STATE_FILE, state
 from ..fsutil import write_together
 from ..run import Run
+from . import dendrogram  # noqa: E402, F401  (registers its section)
 from .budget import Budget, Thumbs, plan_budget, step_down
 from .page import render_html
 from .sections import SECTIONS, Section, applicable, register_section

@@ -145,7 +145,7 @@ def _mark_chosen(ax, sel: KSelection, values) -> None:  # noqa: ANN001
         )
 
 
-def count_heatmap(counts: list[list[int]], classes: list[str], clusters: list[int]) -> str:
+def count_heatmap(counts: list[list[int]], classes: list[str], clusters: list[str]) -> str:
     """The class x cluster count matrix as an annotated heatmap (colour = share of the class's row).
 
     ``counts[r][c]`` is the count of ``classes[r]`` in cluster ``clusters[c]`` (columns in display order).
@@ -199,11 +199,14 @@ def silhouette_knife(values: list[float], labels: list[int], k: int) -> str:
     return to_data_uri(fig)
 
 
-def class_histograms(spreads: list[tuple[str, tuple[int, ...], tuple[int, ...]]], per_row: int = 4) -> str:
+def class_histograms(
+    spreads: list[tuple[str, tuple[int, ...], tuple[int, ...]]], per_row: int = 4, noise: bool = False
+) -> str:
     """Small multiples: one histogram per class over the clusters, its majority cluster highlighted (every one
     of them when several tie).
 
-    ``spreads`` holds (class, counts per cluster, majority clusters) for each class.
+    ``spreads`` holds (class, counts per cluster, majority clusters' positions) for each class; with ``noise``
+    the last position is the group of images in no cluster ("none").
     """
     k = len(spreads[0][1])
     rows = -(-len(spreads) // per_row)
@@ -214,11 +217,48 @@ def class_histograms(spreads: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
         ax.set_visible(False)
     for ax, (label, counts, majority) in zip(axes.flat, spreads, strict=False):
         ax.bar(range(k), counts, color=[MARK if c in majority else ACCENT for c in range(k)])
-        ax.set_xticks(range(k), [str(c) for c in range(k)], fontsize=7)
+        ax.set_xticks(range(k), [("none" if noise and c == k - 1 else str(c)) for c in range(k)], fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of images
         ax.set_title(label if len(label) <= 28 else label[:27] + "…", fontsize=9)
         ax.set_xlabel("cluster", fontsize=7)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
+    return to_data_uri(fig)
+
+
+def dendrogram(tree: list[list[float]], leaf_classes: list[str | None], classes: list[str], top: int) -> str:
+    """The top ``top`` merges of an agglomerative tree over ``len(leaf_classes)`` images (scipy's dendrogram,
+    truncated), each shown leaf labelled with its size and, with labels, its most common class in that class's
+    colour."""
+    from scipy.cluster.hierarchy import dendrogram as draw
+    from scipy.cluster.hierarchy import to_tree
+
+    z = np.asarray(tree, dtype=float)
+    nodes = to_tree(z, rd=True)[1]
+    palette = [CLUSTER_COLOURS[j % len(CLUSTER_COLOURS)] for j in range(len(classes))]
+
+    def members(node_id: int) -> list[int]:
+        return nodes[node_id].pre_order()
+
+    def label(node_id: int) -> str:
+        found = [leaf_classes[i] for i in members(node_id)]
+        named = [c for c in found if c is not None]
+        if not named:
+            return f"({len(found)})"
+        major = max(set(named), key=lambda c: (named.count(c), c))
+        return f"{major} {named.count(major)}/{len(found)}"
+
+    fig, ax = plt.subplots(figsize=(10, 3.8), layout="constrained")
+    shown = draw(z, truncate_mode="lastp", p=top, ax=ax, leaf_label_func=label, leaf_rotation=90,
+                 color_threshold=0, above_threshold_color="#718096", show_contracted=True)  # fmt: skip
+    for tick, leaf in zip(ax.get_xticklabels(), shown["leaves"], strict=True):
+        named = [leaf_classes[i] for i in members(leaf) if leaf_classes[i] is not None]
+        if named:
+            tick.set_color(palette[classes.index(max(set(named), key=lambda c: (named.count(c), c)))])
+        tick.set_fontsize(7)
+    ax.set_ylabel("merge distance", fontsize=8)
+    ax.tick_params(axis="y", labelsize=7)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
     return to_data_uri(fig)

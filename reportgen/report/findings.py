@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..analyze import Analysis
+from ..analyze.clusters import NOISE
 from ..analyze.records import ClusterInfo, SharedCluster
 from ..analyze.within import BROAD, MEANINGFUL_Z
 from ..choose_k import LABELS, KSelection
@@ -25,6 +26,7 @@ def findings(dataset: Dataset, k_selection: KSelection, analysis: Analysis) -> t
             f"The {n} images of {len(dataset.classes)} classes fall into {k} clusters, which agree with the "
             f"folder labels at NMI {m.nmi:.2f}, ARI {m.ari:.2f} and purity {m.purity:.0%}."
         )
+        out += _noise(analysis, n, k)
         out += _class_count(k, analysis)
         out += _classes_and_clusters(analysis)
         if analysis.oddballs:
@@ -67,6 +69,7 @@ def findings(dataset: Dataset, k_selection: KSelection, analysis: Analysis) -> t
             )
     else:
         out.append(f"The {n} unlabeled images fall into {k} clusters.")
+        out += _noise(analysis, n, k)
         loose = [c for c in analysis.clusters if c.catch_all]
         if loose:
             out.append(
@@ -81,6 +84,23 @@ def findings(dataset: Dataset, k_selection: KSelection, analysis: Analysis) -> t
             )
     out.append(_k_confidence(k_selection))
     return tuple(out)
+
+
+def _noise(analysis: Analysis, n: int, k: int) -> list[str]:
+    """What a method that leaves images out of every cluster (HDBSCAN) left out, and when it found too little."""
+    noise = next((c for c in analysis.clusters if c.cluster == NOISE), None)
+    if noise is None:
+        return []
+    out = [
+        f"{noise.size} of the {n} images ({noise.size / n:.0%}) are in no cluster: the method found no dense group "
+        'for them, and every section shows them as a group of their own, "not in any cluster".'
+    ]
+    if k == 0:
+        out.append("The method found no cluster at all: every image is noise to it. K-means (--method kmeans) "
+                   "always groups every image.")  # fmt: skip
+    elif k == 1:
+        out.append("The method found a single cluster: apart from the noise, the images form one dense group.")
+    return out
 
 
 def _class_count(k: int, analysis: Analysis) -> list[str]:
@@ -103,7 +123,7 @@ def _classes_and_clusters(analysis: Analysis) -> list[str]:
     out = []
     clusters = analysis.clusters
     shared = {sh.cluster: sh for sh in analysis.shared_clusters}
-    together = [s for s in analysis.class_spread if s.majority_share >= COHERENT]
+    together = [s for s in analysis.class_spread if s.majority_share >= COHERENT and s.majority_cluster != NOISE]
     alone = [s for s in together if s.majority_cluster not in shared]
     spread = sorted((s for s in analysis.class_spread if s.majority_share < SPREAD), key=lambda s: s.majority_share)
     if alone:
@@ -167,6 +187,8 @@ def _k_confidence(sel: KSelection) -> str:
     k = sel.chosen_k
     if sel.forced:
         sentence = f"K={k} was fixed with --k."
+    elif sel.confidence == "data":
+        sentence = f"K={k}: {sel.reason}."
     elif not sel.ks:
         sentence = sel.reason[0].upper() + sel.reason[1:] + "."
     else:

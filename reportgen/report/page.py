@@ -135,7 +135,8 @@ class Page:
             "points": points,
             "images": details,
             "classes": list(run.dataset.classes),
-            "clusters": [c.name for c in run.analysis.clusters],
+            "clusters": [c.name for c in run.analysis.clusters],  # the noise group, when there is one, last
+            "noise": run.clustering.n_noise > 0,
             "has_tsne": layout.tsne is not None,
         }
 

@@ -155,17 +155,25 @@ def _count_matrix(run: Run, page: Page) -> dict[str, Any]:
         {
             "label": s.label,
             "size": s.size,
-            "cells": [(s.counts[c], s.counts[c] / s.size if s.size else 0.0, c in s.tied_clusters) for c in order],
+            "cells": [
+                (s.counts[c], s.counts[c] / s.size if s.size else 0.0, matrix.clusters[c] in s.tied_clusters)
+                for c in order
+            ],
         }
         for s in run.analysis.class_spread
     ]
-    heatmap = page.figure("count_heatmap", matrix.counts[:, order].tolist(), list(matrix.classes), order)
-    return {"heatmap": heatmap, "order": order, "rows": rows, "names": [c.name for c in run.analysis.clusters]}
+    ticks = [str(matrix.clusters[c]) if matrix.clusters[c] >= 0 else "none" for c in order]
+    heatmap = page.figure("count_heatmap", matrix.counts[:, order].tolist(), list(matrix.classes), ticks)
+    names = [c.name for c in run.analysis.clusters]
+    return {"heatmap": heatmap, "order": order, "rows": rows, "names": names, "ids": list(matrix.clusters)}
 
 
 def _histograms(run: Run, page: Page) -> dict[str, Any]:
-    spreads = [(s.label, s.counts, s.tied_clusters) for s in run.analysis.class_spread]
-    return {"figure": page.figure("class_histograms", spreads)}
+    last = run.clustering.n_groups - 1
+    spreads = [
+        (s.label, s.counts, tuple(last if t < 0 else t for t in s.tied_clusters)) for s in run.analysis.class_spread
+    ]
+    return {"figure": page.figure("class_histograms", spreads, 4, run.clustering.n_noise > 0)}
 
 
 def _oddballs(run: Run, page: Page) -> dict[str, Any]:
