@@ -165,6 +165,9 @@ def choose_k(reduced: Reduced, config: Config, method: MethodSpec | None = None)
             disagreement=None,
             forced=False,
         )
+    if method.k_by and config.k is None:  # chosen by another method's sweep, which says so
+        chosen = choose_k(reduced, replace(config, method=method.k_by), get_method(method.k_by))
+        return replace(chosen, reason=chosen.reason + f" (with {method.k_by}'s sweep; {method.name} clusters at it)")
     n = reduced.features.shape[0]
     if config.k is not None and config.k > n:
         raise InvalidOptionError(f"--k {config.k} is larger than the number of usable images ({n})")

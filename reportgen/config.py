@@ -83,6 +83,13 @@ class Config:
         keywords=("random",),
     )
     method: str = option("kmeans", "clustering method (default: %(default)s)", choices=_method_choices)
+    ensemble_features: str | None = option(
+        None,
+        "feature specs --method ensemble combines with the report's own, as a stack A+B (default: two earlier "
+        "layers of the backbone)",
+        metavar="SPEC",
+        cli_type=str,
+    )
     linkage: str = option(
         "ward",
         "how --method agglomerative merges: ward on the vectors, or average or complete linkage of cosine distances "
@@ -198,6 +205,11 @@ class Config:
             stack.check(self.backbone)
         except BackboneError as exc:
             raise InvalidOptionError(f"--features: {exc}") from None
+        if self.ensemble_features is not None:
+            try:
+                stack.check(self.ensemble_features)
+            except BackboneError as exc:
+                raise InvalidOptionError(f"--ensemble-features: {exc}") from None
 
     @property
     def resolved_cache_dir(self) -> Path:

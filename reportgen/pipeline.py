@@ -15,6 +15,7 @@ import pandas as pd
 
 from .analyze import Analysis, analyze
 from .choose_k import KSelection, choose_k
+from .cluster import ensemble
 from .cluster.stage import Clustering, cluster
 from .config import Config
 from .discover import discover
@@ -80,7 +81,8 @@ def build_report(config: Config | str | os.PathLike[str], *, inputs: str | None 
     with _timed("choose_k", timings):
         k_selection = choose_k(reduced, config)
     with _timed("cluster", timings):
-        clustering = cluster(reduced, k_selection.chosen_k, config)
+        method, combined = ensemble.bound(embeddings.images, config, embeddings.backbone)  # its other vectors
+        clustering = cluster(reduced, k_selection.chosen_k, config, method, combined)
     with _timed("analyze", timings):
         analysis = analyze(embeddings, reduced, clustering, config, k_selection.second_opinion)
     with _timed("map", timings):
@@ -112,7 +114,13 @@ def assemble(
         n_images=len(images),
         n_skipped=len(images.skipped),
         skipped=images.skipped,
-        notes=(*embeddings.notes, *images.notes, *analysis.notes, *([layout.note] if layout.note else [])),
+        notes=(
+            *embeddings.notes,
+            *images.notes,
+            *analysis.notes,
+            *([layout.note] if layout.note else []),
+            *([ensemble.note(clustering.combined)] if clustering.combined else []),
+        ),
     )
     extraction = Extraction(
         backbone=embeddings.backbone,

@@ -138,3 +138,31 @@ def test_agglomerative_reports_draw_the_dendrogram(labeled_dir: Path, tmp_path: 
         labeled_dir, out_dir=kmeans_out, backbone="efficientnet-lite0", cache_dir=tmp_path / "c", progress=False
     )
     assert 'id="dendrogram"' not in (kmeans_out / "report.html").read_text(encoding="utf-8")
+
+
+def test_the_ensemble_votes_over_its_members_and_says_which(labeled_dir: Path, tmp_path: Path) -> None:
+    from reportgen.cluster.ensemble import CoAssociation, default_members
+    from reportgen.errors import InvalidOptionError
+
+    x, y = _blobs()
+    rng = np.random.default_rng(0)
+    other = x + rng.normal(0, 0.3, x.shape).astype(np.float32)  # a second, noisier view of the same images
+    labels = CoAssociation(3, (other, other[:10]), runs=2, random_state=0).fit_predict(x)  # a misfit view is skipped
+    assert adjusted_rand_score(y, labels) == 1.0
+    # two earlier modules of the backbone's 16, at two thirds and five sixths of its depth
+    assert default_members("efficientnet-lite0", True) == [
+        "efficientnet-lite0@_blocks.11:avg",
+        "efficientnet-lite0@_blocks.14:avg",
+    ]
+    with pytest.raises(InvalidOptionError, match="--ensemble-features"):
+        Config("/unused", method="ensemble", ensemble_features="nosuchnet")
+    out = tmp_path / "out"
+    reportgen.build_report(
+        labeled_dir, out_dir=out, method="ensemble", ensemble_features="efficientnet-lite0@_blocks.10:max",
+        backbone="efficientnet-lite0", cache_dir=tmp_path / "c", progress=False,
+    )  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    validate_summary(summary)
+    assert summary["clustering"]["combined"] == ["efficientnet-lite0", "efficientnet-lite0@_blocks.10:max"]
+    assert "with kmeans's sweep; ensemble clusters at it" in summary["k_selection"]["reason"]
+    assert any(n.startswith("ensemble: K-means 3 times on each of efficientnet-lite0") for n in summary["notes"])

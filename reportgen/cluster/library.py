@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..sampling import LARGE_N, seeded_sample
+from . import ensemble
 from .methods import Estimator, register_method
 
 LINKAGES = ("ward", "average", "complete")
@@ -109,4 +110,10 @@ register_method(
 )
 register_method("gmm", gmm, "Gaussian mixture, K chosen by BIC", k_criterion="bic")
 register_method("hdbscan", hdbscan, "HDBSCAN: K from the data, images in no dense region left out", takes_k=False)
+register_method(
+    "ensemble",
+    ensemble.make,
+    "co-association of K-means over the report's vectors and two earlier layers (or --ensemble-features)",
+    k_by="kmeans",
+)
 register_method("dec", dec, "DEC: a clustering layer trained on the frozen features, from K-means")

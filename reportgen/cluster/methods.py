@@ -31,7 +31,8 @@ Factory = Callable[[int, int, int], Estimator]  # (k, seed, number of rows to cl
 class MethodSpec:
     """A registered clustering method.
 
-    ``takes_k`` is false for a method that finds the number of clusters itself (HDBSCAN); ``k_criterion`` names a
+    ``takes_k`` is false for a method that finds the number of clusters itself (HDBSCAN); ``k_by`` names the method
+    whose K sweep chooses its K when sweeping it would cost too much (the ensemble); ``k_criterion`` names a
     curve the method's fits report (``Partition.criteria``) by which it chooses its own K (``"bic"``, lower is
     better); ``options`` are :class:`~reportgen.config.Config` fields passed to ``make`` as keyword arguments
     (:func:`method_for`).
@@ -43,6 +44,7 @@ class MethodSpec:
     takes_k: bool = True
     k_criterion: str | None = None
     options: tuple[str, ...] = ()
+    k_by: str | None = None  # another method whose K sweep chooses this one's K (too costly to sweep itself)
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,11 @@ def register_method(
     takes_k: bool = True,
     k_criterion: str | None = None,
     options: tuple[str, ...] = (),
+    k_by: str | None = None,
 ) -> MethodSpec:
     """Register (or replace) the clustering method ``name``; ``make(k, seed, n_rows)`` builds an estimator (see
     :class:`MethodSpec` for the keywords)."""
-    spec = MethodSpec(name, make, description, takes_k, k_criterion, options)
+    spec = MethodSpec(name, make, description, takes_k, k_criterion, options, k_by)
     _METHODS[name] = spec
     return spec
 

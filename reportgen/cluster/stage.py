@@ -28,6 +28,7 @@ class Clustering:
     distances: np.ndarray = field(metadata={"json": False})  # float N, Euclidean, to the own (nearest) centre
     inertia: float  # within-cluster sum of squares (the method's label-free score)
     n_noise: int = 0  # images in no cluster
+    combined: tuple[str, ...] = ()  # the feature specs an ensemble combined, the report's own first
 
     @property
     def n_groups(self) -> int:
@@ -44,7 +45,9 @@ class Clustering:
         return np.where(labels >= self.k, -1, labels)
 
 
-def cluster(reduced: Reduced, k: int, config: Config, method: MethodSpec | None = None) -> Clustering:
+def cluster(
+    reduced: Reduced, k: int, config: Config, method: MethodSpec | None = None, combined: tuple[str, ...] = ()
+) -> Clustering:
     """Fit the clustering method with ``k`` clusters on the reduced features.
 
     Parameters
@@ -53,6 +56,7 @@ def cluster(reduced: Reduced, k: int, config: Config, method: MethodSpec | None 
     k : number of clusters.
     config : ``method`` and ``seed`` are read.
     method : a method to use instead of ``config.method``'s registered one.
+    combined : the feature specs an ensemble ``method`` combines (recorded).
 
     Returns
     -------
@@ -78,4 +82,4 @@ def cluster(reduced: Reduced, k: int, config: Config, method: MethodSpec | None 
             rows = x[part][lost]
             d[lost] = np.sqrt(((rows[:, None, :] - found.centres[None]) ** 2).sum(-1)).min(axis=1)
         distances[part] = d
-    return Clustering(k_found, method.name, labels, centres, distances, found.score, int(noise.sum()))
+    return Clustering(k_found, method.name, labels, centres, distances, found.score, int(noise.sum()), combined)
