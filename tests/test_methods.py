@@ -166,3 +166,19 @@ def test_the_ensemble_votes_over_its_members_and_says_which(labeled_dir: Path, t
     assert summary["clustering"]["combined"] == ["efficientnet-lite0", "efficientnet-lite0@_blocks.10:max"]
     assert "with kmeans's sweep; ensemble clusters at it" in summary["k_selection"]["reason"]
     assert any(n.startswith("ensemble: K-means 3 times on each of efficientnet-lite0") for n in summary["notes"])
+
+
+def test_label_free_scores_leave_noise_out_and_match_scikit_learn() -> None:
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+
+    from reportgen.analyze.scores import label_free
+
+    x, y = _blobs()
+    labels = y.copy()
+    labels[:5] = 3  # the noise group of a k=3 clustering
+    free = label_free(x, labels, 3, 0)
+    kept = labels < 3
+    assert free.calinski_harabasz == pytest.approx(calinski_harabasz_score(x[kept], y[kept]))
+    assert free.davies_bouldin == pytest.approx(davies_bouldin_score(x[kept], y[kept]))
+    assert 0.5 < free.silhouette <= 1.0
+    assert label_free(x, np.zeros(len(x), dtype=int), 1, 0).calinski_harabasz is None  # one cluster: undefined

@@ -63,6 +63,7 @@ from .records import (
     WithinClass,
 )
 from .runner_up import runner_up
+from .scores import LabelFree, label_free
 from .within import split_classes
 
 __all__ = ["DETAILED", "Analysis", "analyze"]
@@ -77,6 +78,7 @@ class Analysis:
     """
 
     metrics: Metrics | None
+    label_free: LabelFree  # silhouette, Calinski-Harabasz and Davies-Bouldin of the clusters (no labels needed)
     at_class_count: AtClassCount | None  # the method at K = the class count (None unlabeled, or fewer than 2)
     clusters: tuple[ClusterInfo, ...]
     count_matrix: CountMatrix | None
@@ -127,6 +129,7 @@ def analyze(
     per_image = silhouettes(x, clustering.labels, clustering.k, config.seed)
     clusters = cluster_infos(clustering, x, top1, images, per_image)
     mean = None if per_image is None else float(np.nanmean(per_image))
+    free = label_free(x, clustering.labels, clustering.k, config.seed, per_image)
     second = None if runner_up_k is None else runner_up(runner_up_k, reduced, clustering, images, top1, config)
     if not images.labeled:
         detailed, every = outliers(clustering, clusters, Neighbours(x, images), embeddings)
@@ -134,6 +137,7 @@ def analyze(
         is_outlier[every] = True
         return Analysis(
             metrics=None,
+            label_free=free,
             at_class_count=None,
             clusters=clusters,
             count_matrix=None,
@@ -161,6 +165,7 @@ def analyze(
     within, within_labels = split_classes(images, x, top1, config, notes)
     return Analysis(
         metrics=compared.metrics,
+        label_free=free,
         at_class_count=_at_class_count(embeddings, reduced, clustering, config, compared.metrics),
         clusters=clusters,
         count_matrix=compared.count_matrix,
