@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from . import __version__
 from .config import Config, bounds_of, from_text
 from .discover import check_data_dir
-from .errors import ReportgenError
+from .errors import InvalidOptionError, ReportgenError
 from .freshness import current_outputs, fingerprint
 
 EXIT_USAGE = 2
@@ -52,9 +53,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     data = next(f for f in fields(Config) if f.name == "data_dir")
     p.add_argument("data_dir", metavar="DATA_DIR", help=data.metadata["help"])  # Config makes it a Path
+    _config_arguments(p)
+    p.add_argument(
+        "--from-compare",
+        metavar="FILE",
+        help="take --features, --method and --linkage from the best configuration of a compare.json",
+    )
+    verbosity = p.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="log details")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bar")
+    p.add_argument("--force", action="store_true", help="rebuild even when the outputs are current")
+    p.add_argument("--version", action="version", version=f"reportgen {__version__}")
+    return p
+
+
+def _config_arguments(p: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
+    """One argument per :class:`Config` field shown on the command line (its flags, help, default and choices)."""
     for f in fields(Config):
         meta = f.metadata
-        if not meta["cli"]:
+        if not meta["cli"] or f.name in skip:
             continue
         flags = meta["flags"] or ("--" + f.name.replace("_", "-"),)
         if f.type == "bool" or isinstance(f.default, bool):
@@ -71,12 +88,12 @@ def _parser() -> argparse.ArgumentParser:
             metavar=meta["metavar"],
             help=meta["help"] + (f"; {bounds}" if bounds else "") + (f"; at most {chars} characters" if chars else ""),
         )
-    verbosity = p.add_mutually_exclusive_group()
-    verbosity.add_argument("-v", "--verbose", action="store_true", help="log details")
-    verbosity.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bar")
-    p.add_argument("--force", action="store_true", help="rebuild even when the outputs are current")
-    p.add_argument("--version", action="version", version=f"reportgen {__version__}")
-    return p
+
+
+def _options(args: argparse.Namespace, skip: frozenset[str] = frozenset()) -> dict[str, object]:
+    """The Config fields' values from parsed arguments, numbers read from their text (one-line errors)."""
+    options = {f.name: getattr(args, f.name) for f in fields(Config) if f.metadata["cli"] and f.name not in skip}
+    return {name: from_text(name, v) if isinstance(v, str) else v for name, v in options.items()}
 
 
 def layers(argv: Sequence[str]) -> int:
@@ -109,7 +126,83 @@ def backbones(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"layers": layers, "backbones": backbones}
+COMPARE_SKIP = frozenset({"backbone", "method", "out_dir", "title", "max_report_mb", "within_k", "within_classes"})
+
+
+def compare(argv: Sequence[str]) -> int:
+    """``reportgen compare DATA --features A B --methods M N --seeds 5``: compare.html, compare.json, compare.csv."""
+    from .cluster import method_names
+
+    p = _Parser(
+        prog="reportgen compare",
+        description="Cluster a folder with several feature specs and methods over several seeds, score every run "
+        "and write compare.html, compare.json and compare.csv.",
+        epilog="example:\n  reportgen compare photos/ --features efficientnet-lite0 efficientnet-lite0@_blocks.10:max "
+        "--methods kmeans agglomerative hdbscan --seeds 5 -o cmp/\n  reportgen photos/ --from-compare cmp/compare.json"
+        "   builds the full report of the best configuration",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR", help="folder of images: <class>/... subfolders, or flat")
+    p.add_argument("-o", "--out", dest="out", default="reportgen-compare", metavar="OUT_DIR",
+                   help="output folder (default: %(default)s)")  # fmt: skip
+    p.add_argument("--features", nargs="+", default=["auto"], metavar="SPEC",
+                   help="feature specs to compare, as --features of a report takes (default: auto)")  # fmt: skip
+    p.add_argument("--methods", nargs="+", default=None, metavar="NAME", choices=method_names(),
+                   help=f"clustering methods (default: all of {', '.join(method_names())})")  # fmt: skip
+    p.add_argument("--seeds", default="3", metavar="N", help="seeds per configuration (default: %(default)s); 1 to 20")
+    _config_arguments(p, skip=COMPARE_SKIP)
+    p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bar")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        seeds = _count("--seeds", args.seeds, 1, 20)
+        config = Config(
+            data_dir=args.data_dir, progress=not args.quiet and sys.stderr.isatty(), **_options(args, COMPARE_SKIP)
+        )
+        for spec in args.features:
+            replace(config, backbone=spec)  # each spec checked before any work
+        check_data_dir(config.data_dir)
+        from .compare import run_study, write_compare
+
+        study = run_study(config, list(dict.fromkeys(args.features)), args.methods or method_names(),
+                          [config.seed + j for j in range(seeds)])  # fmt: skip
+        written = write_compare(study, Path(args.out))
+    except ReportgenError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return EXIT_USAGE
+    if not args.quiet:
+        sys.stderr.write(f"{study.recommendation}\nComparison: {written['compare.html']}\n")
+    return 0
+
+
+def _count(flag: str, text: str, low: int, high: int) -> int:
+    """A whole number from ``text`` between ``low`` and ``high``, else a one-line error naming ``flag``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidOptionError(f"{flag} must be a whole number, got {text!r}") from None
+    if not low <= value <= high:
+        raise InvalidOptionError(f"{flag} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _recommended(path: Path, argv: Sequence[str]) -> dict[str, object]:
+    """--features, --method and --linkage of the best configuration in the compare.json at ``path``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidOptionError(f"--from-compare {path}: cannot read it ({exc.__class__.__name__})") from None
+    cells = data.get("cells", []) if isinstance(data, dict) else []
+    cell = next((c for c in cells if isinstance(c, dict) and c.get("name") == data.get("best")), None)
+    if cell is None:
+        raise InvalidOptionError(f"--from-compare {path}: not a compare.json (it names no best configuration)")
+    given = sorted({"--features", "--backbone", "--method", "--linkage"} & {a.split("=")[0] for a in argv})
+    if given:
+        raise InvalidOptionError(f"--from-compare sets {', '.join(given)} itself; give one or the other")
+    return {"backbone": cell["features"], "method": cell["method"], "linkage": data.get("linkage", "ward")}
+
+
+COMMANDS = {"layers": layers, "backbones": backbones, "compare": compare}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,8 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     try:
-        options = {f.name: getattr(args, f.name) for f in fields(Config) if f.metadata["cli"]}
-        options = {name: from_text(name, v) if isinstance(v, str) else v for name, v in options.items()}
+        options = _options(args)
+        if args.from_compare:
+            options |= _recommended(Path(args.from_compare), argv)
         config = Config(data_dir=args.data_dir, progress=not args.quiet and sys.stderr.isatty(), **options)
         check_data_dir(config.data_dir)  # before the backbone is resolved (a network probe) and the folder walked
         inputs = fingerprint(config)  # one folder walk, shared by the check and the build

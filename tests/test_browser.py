@@ -226,3 +226,23 @@ def test_findings_legends_and_layout_read_as_designed(browser, reports: dict[str
     assert page.locator("#count-matrix table.counts").is_visible()
     assert events["console"] == []
     page.close()
+
+
+def test_the_compare_page_opens_cleanly(browser, labeled_dir: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    from reportgen.cli import main
+
+    out = tmp_path / "cmp"
+    args = ["compare", str(labeled_dir), "--features", "efficientnet-lite0", "efficientnet-lite0@_blocks.10:max",
+            "--methods", "kmeans", "hdbscan", "--seeds", "1", "-o", str(out), "--cache-dir", str(tmp_path / "c"),
+            "-q"]  # fmt: skip
+    assert main(args) == 0
+    page, events = _open(browser, out / "compare.html")
+    assert page.locator("table.heat").count() == 7 and page.locator("table.agree tbody tr").count() == 4
+    broken = page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length")
+    assert page.evaluate("document.images.length") > 4 and broken == 0
+    widths = page.evaluate(
+        "Array.from(document.querySelectorAll('table.heat')).map(t => t.getBoundingClientRect().right)"
+    )
+    assert max(widths) <= 1300  # every score table fits the page: no column cut off
+    assert events == {"console": [], "requests": [], "dialogs": []}
+    page.close()
