@@ -6,7 +6,8 @@ Builds a folder of ``--n`` images (symbolic links, ``<folder>-<class>/<file>``) 
 order, embeds it once with the three specs (so the cache is warm), then times in the same process:
 
 * the baseline: ``compare`` with one spec, K-means and one seed (one clustering, the report's K choice included);
-* the study: ``compare`` with 3 specs x 3 methods (kmeans, agglomerative, hdbscan) x ``--seeds`` seeds.
+* the study: ``compare`` with 3 specs x 3 methods (kmeans, agglomerative, hdbscan) x ``--seeds`` seeds;
+* the same with other seeds (``--seed 1000``), whose K sweeps are not yet memoised in the cache folder.
 
 Prints both times, their ratio, the time per clustering, and whether the study stays under 3 minutes.
 """
@@ -62,12 +63,15 @@ def run() -> None:
                       "-o", f"{tmp}/base"])  # fmt: skip
         study = timed(["compare", *common, "--features", *SPECS, "--methods", *METHODS, "--seeds", str(args.seeds),
                        "-o", f"{tmp}/study"])  # fmt: skip
+        fresh = timed(["compare", *common, "--features", *SPECS, "--methods", *METHODS, "--seeds", str(args.seeds),
+                       "--seed", "1000", "-o", f"{tmp}/fresh"])  # fmt: skip
     runs = len(SPECS) * len(METHODS) * args.seeds
     print(f"images={n} warm-up (embeds what the cache lacks)={warm:.1f}s")
     print(f"baseline 1 spec x kmeans x 1 seed: {base:.1f}s")
     print(f"study {len(SPECS)} specs x {len(METHODS)} methods x {args.seeds} seeds = {runs} clusterings: {study:.1f}s "
           f"({study / base:.1f}x the baseline, {study / runs:.2f}s per clustering)")  # fmt: skip
-    print(f"under {LIMIT_S:.0f}s: {'yes' if study < LIMIT_S else 'NO'}")
+    print(f"the same with seeds 1000.. (each spec's K sweep not memoised yet): {fresh:.1f}s")
+    print(f"under {LIMIT_S:.0f}s: {'yes' if max(study, fresh) < LIMIT_S else 'NO'}")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ example:
 A rerun over unchanged images and options keeps the outputs (--force rebuilds).
   reportgen backbones 'tv:*'            lists the backbones --features can take
   reportgen layers efficientnet-lite0   lists the layers of one
+  reportgen compare photos/ --features A B --methods kmeans hdbscan --seeds 5
+                                        compares feature specs and methods (compare.html)
 """
 
 

@@ -182,3 +182,18 @@ def test_label_free_scores_leave_noise_out_and_match_scikit_learn() -> None:
     assert free.davies_bouldin == pytest.approx(davies_bouldin_score(x[kept], y[kept]))
     assert 0.5 < free.silhouette <= 1.0
     assert label_free(x, np.zeros(len(x), dtype=int), 1, 0).calinski_harabasz is None  # one cluster: undefined
+
+
+def test_noise_in_an_unlabeled_folder(unlabeled_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(library_module, "HDBSCAN_MIN_SIZE", 3)
+    out = tmp_path / "out"
+    reportgen.build_report(
+        unlabeled_dir, out_dir=out, method="hdbscan", backbone="efficientnet-lite0", cache_dir=tmp_path / "c",
+        progress=False,
+    )  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    validate_summary(summary)
+    noise = summary["clustering"]["n_noise"]
+    assert sum(c["size"] for c in summary["clusters"]) == 12
+    assert all(o["cluster"] != -1 for o in summary["outliers"])  # the noise group is not a cluster with a fence
+    assert (noise > 0) == any("in no cluster" in f for f in summary["findings"])
