@@ -206,6 +206,7 @@ def choose_k(reduced: Reduced, config: Config, method: MethodSpec | None = None)
         chosen = picks[method.k_criterion]
         best_rank = candidates[0]
         candidates = (chosen, best_rank if best_rank != chosen else candidates[-1])[: len(set(candidates) | {chosen})]
+        k_range = (min(k_range[0], chosen), max(k_range[1], chosen)) if k_range else k_range
         reason = (
             f"K={chosen} has the lowest {LABELS[method.k_criterion]} of the {method.name} fits (the method's own "
             f"criterion); the four criteria's best mean rank is K={best_rank}"

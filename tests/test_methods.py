@@ -58,6 +58,7 @@ def test_gmm_chooses_k_by_bic_and_shows_it_as_a_criterion() -> None:
     assert "bic" in sel.curves and len(sel.curves["bic"]) == len(sel.ks)
     assert sel.chosen_k == sel.picks["bic"] == sel.ks[int(np.argmin(sel.curves["bic"]))] == 3
     assert sel.reason.startswith("K=3 has the lowest BIC of the gmm fits")
+    assert sel.candidates[0] == 3 and (not sel.k_range or sel.k_range[0] <= 3 <= sel.k_range[1])
 
 
 def test_hdbscan_finds_k_and_leaves_far_points_out() -> None:

@@ -1,6 +1,7 @@
 """``reportgen compare``: which representation and which method see the folder's groups?
 
-Every feature spec is embedded once (the embedding cache is shared with reports) and reduced as a report would;
+Every feature spec is embedded once (the embedding cache is shared with reports; several layers of one backbone
+share one forward pass) and reduced as a report would;
 every method then clusters each spec's vectors once per seed, and every run is scored:
 
 * against the labels, when there are labels: NMI, ARI, purity and Hungarian accuracy (noise, for HDBSCAN, counts
@@ -46,6 +47,7 @@ FREE_SCORES = ("silhouette", "calinski_harabasz", "davies_bouldin")
 LOWER_IS_BETTER = {"davies_bouldin"}
 MATES = 8  # cluster-mates shown per image and configuration
 MATE_IMAGES = 6  # images whose cluster-mates are shown: the best configuration's oddballs first, then a sample
+STACK = "+"
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ class Mates:
     index: int
     path: str
     label: str | None
-    why: str  # "oddball of the best configuration" or "sample"
+    why: str  # "oddball R of N of the best configuration" (the strongest first) or "sample"
     rows: tuple[tuple[str, int, tuple[int, ...]], ...]  # (configuration, cluster or -1, mates' indices)
 
 
@@ -133,6 +135,9 @@ def run_study(config: Config, features: list[str], methods: list[str], seeds: li
     notes: list[str] = []
     spaces: dict[str, tuple[Embeddings, np.ndarray]] = {}
     k_by_spec: dict[str, int] = {}
+    if config.use_cache and len(features) > 1 and not any(STACK in spec for spec in features):
+        # as one stack the layers of one backbone share a forward pass, each cached under its own spec
+        extract(images, replace(config, backbone=STACK.join(features)))
     for spec in features:
         spec_config = replace(config, backbone=spec)
         embeddings = extract(images, spec_config)
@@ -256,8 +261,9 @@ def _mates(
     if y is not None:
         classes = list(embeddings.images.classes)
         evidence = label_evidence(x, np.array([classes.index(v) for v in y]), len(classes), seed)
-        odd = evidence.order(np.flatnonzero(evidence.flagged()))[: MATE_IMAGES // 2]
-        chosen += [(int(i), "oddball of the best configuration") for i in odd]
+        odd = evidence.order(np.flatnonzero(evidence.flagged()))
+        shown = odd[: MATE_IMAGES // 2]
+        chosen += [(int(i), f"oddball {r + 1} of {len(odd)} of the best configuration") for r, i in enumerate(shown)]
     for i in np.random.default_rng(seed).permutation(n):
         if len(chosen) >= MATE_IMAGES:
             break

@@ -77,6 +77,9 @@ AXIS_SPANS = {
 
 def _limits(name: str, sel: KSelection) -> tuple[float, float]:
     values = sel.curves[name]
+    if name not in AXIS_SPANS:  # no natural scale (BIC): the values' own range
+        pad = 0.05 * (max(values) - min(values) or 1.0)
+        return min(values) - pad, max(values) + pad
     low, high = AXIS_SPANS[name]
     top = max(values) * 1.05 if high is None else max(high, max(values) + 0.02)
     return min(low, min(values) - 0.02), top
@@ -106,13 +109,15 @@ def _curve(
 
 
 def criteria_plot(sel: KSelection) -> str:
-    """Calinski-Harabasz, Davies-Bouldin and stability against K, each criterion's pick and the chosen K marked."""
+    """Calinski-Harabasz, Davies-Bouldin and stability against K (and the Gaussian mixture's BIC when it was
+    swept), each criterion's pick and the chosen K marked."""
     panels = (
         ("calinski_harabasz", "Calinski-Harabasz (higher is better)"),
         ("davies_bouldin", "Davies-Bouldin (lower is better)"),
         ("stability", "stability: ARI on 80% subsamples"),
+        *((("bic", "BIC of the Gaussian mixture (lower is better)"),) if sel.curves.get("bic") else ()),
     )
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.0), layout="constrained")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.0), layout="constrained")
     for ax, (name, title) in zip(axes, panels, strict=True):
         values = sel.curves[name]
         ax.plot(sel.ks, values, "o-", color=ACCENT, markersize=4)
