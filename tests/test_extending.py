@@ -74,3 +74,13 @@ def test_unknown_method_is_one_line_before_any_work(tmp_path: Path, capsys: pyte
 def test_registering_after_an_unknown_section_names_the_sections(registries: None) -> None:
     with pytest.raises(ValueError, match="no report section 'nope'; sections are: summary, choose-k"):
         register_section(Section("x", "X", "/tmp/x.html"), after="nope")
+
+
+def test_every_package_of_the_source_ships_in_the_wheel() -> None:
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(config["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(root).parts) for init in (root / "reportgen").rglob("__init__.py")}
+    assert found <= listed, f"packages missing from pyproject.toml: {sorted(found - listed)}"
