@@ -128,6 +128,7 @@ def backbones(argv: Sequence[str]) -> int:
     return 0
 
 
+BASELINES = ("pixels", "hog")  # reportgen.extract.baselines' specs, without importing torch here
 COMPARE_SKIP = frozenset({"backbone", "method", "out_dir", "title", "max_report_mb", "within_k", "within_classes"})
 
 
@@ -152,6 +153,11 @@ def compare(argv: Sequence[str]) -> int:
     p.add_argument("--methods", nargs="+", default=None, metavar="NAME", choices=method_names(),
                    help=f"clustering methods (default: all of {', '.join(method_names())})")  # fmt: skip
     p.add_argument("--seeds", default="3", metavar="N", help="seeds per configuration (default: %(default)s); 1 to 20")
+    p.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help=f"leave out the {' and '.join(BASELINES)} baselines (compared by default: they cost almost nothing)",
+    )
     _config_arguments(p, skip=COMPARE_SKIP)
     p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bar")
     args = p.parse_args(argv)
@@ -166,7 +172,8 @@ def compare(argv: Sequence[str]) -> int:
         check_data_dir(config.data_dir)
         from .compare import run_study, write_compare
 
-        study = run_study(config, list(dict.fromkeys(args.features)), args.methods or method_names(),
+        features = list(dict.fromkeys([*args.features, *(() if args.no_baselines else BASELINES)]))
+        study = run_study(config, features, args.methods or method_names(),
                           [config.seed + j for j in range(seeds)])  # fmt: skip
         written = write_compare(study, Path(args.out))
     except ReportgenError as exc:

@@ -234,7 +234,7 @@ def test_the_compare_page_opens_cleanly(browser, labeled_dir: Path, tmp_path: Pa
     out = tmp_path / "cmp"
     args = ["compare", str(labeled_dir), "--features", "efficientnet-lite0", "efficientnet-lite0@_blocks.10:max",
             "--methods", "kmeans", "hdbscan", "--seeds", "1", "-o", str(out), "--cache-dir", str(tmp_path / "c"),
-            "-q"]  # fmt: skip
+            "-q", "--no-baselines"]  # fmt: skip
     assert main(args) == 0
     page, events = _open(browser, out / "compare.html")
     assert page.locator("table.heat").count() == 7 and page.locator("table.agree tbody tr").count() == 4

@@ -23,7 +23,7 @@ def compared(labeled_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     work = tmp_path_factory.mktemp("compare")
     out, cache = work / "out", work / "cache"
     args = [str(labeled_dir), "--features", "efficientnet-lite0", LAYER, "--methods", "kmeans", "agglomerative",
-            "hdbscan", "--seeds", "2", "-o", str(out), "--cache-dir", str(cache), "-q"]  # fmt: skip
+            "hdbscan", "--seeds", "2", "-o", str(out), "--cache-dir", str(cache), "-q", "--no-baselines"]  # fmt: skip
     assert main(["compare", *args]) == 0
     return out, cache
 
@@ -109,7 +109,7 @@ def test_bad_compare_input_is_one_line(labeled_dir: Path, tmp_path: Path, capsys
 def test_one_spec_unlabeled_still_compares(unlabeled_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = ["compare", str(unlabeled_dir), "--features", "efficientnet-lite0", "--methods", "kmeans", "gmm",
-            "--seeds", "1", "-o", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]  # fmt: skip
+            "--seeds", "1", "-o", str(out), "--cache-dir", str(tmp_path / "c"), "-q", "--no-baselines"]  # fmt: skip
     assert main(args) == 0
     study = json.loads((out / "compare.json").read_text())
     assert study["ranking_score"] == "silhouette" and "label-free" in study["recommendation"]
@@ -117,3 +117,13 @@ def test_one_spec_unlabeled_still_compares(unlabeled_dir: Path, tmp_path: Path) 
     html = (out / "compare.html").read_text(encoding="utf-8")
     assert "One feature spec: this page compares the methods on it." in html
     assert html.count('<table class="heat"') == 3
+
+
+def test_the_baselines_are_compared_by_default(labeled_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["compare", str(labeled_dir), "--features", "efficientnet-lite0", "--methods", "kmeans", "--seeds", "1",
+            "-o", str(out), "--cache-dir", str(tmp_path / "c"), "-q"]  # fmt: skip
+    assert main(args) == 0
+    study = json.loads((out / "compare.json").read_text())
+    assert study["features"] == ["efficientnet-lite0", "pixels", "hog"]
+    assert all(c["mean"]["nmi"] is not None for c in study["cells"])

@@ -202,7 +202,8 @@ def _fit(
     if name == ensemble.NAME:
         method = replace(method, make=partial(ensemble.make, spaces=others))
     if method.k_criterion and config.k is None:  # the mixture's own K: lowest BIC over the report's range
-        ks = range(config.k_min, max(config.k_min, min(config.k_max, len(x) - 1)) + 1)
+        distinct = len(np.unique(x.round(6), axis=0))  # as the report's sweep: never more clusters than points
+        ks = range(config.k_min, max(config.k_min, min(config.k_max, len(x) - 1, distinct)) + 1)
         fits = [partition(method, x, kk, seed) for kk in ks]
         found = min(fits, key=lambda p: p.criteria[method.k_criterion])
     else:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import classifiers, libraries  # noqa: F401 - register the built-in backbones and tv:/timm: families
+from . import baselines, classifiers, libraries  # noqa: F401 - register the built-in backbones, the baselines and tv:/timm: families
 from .base import (
     AUTO,
     IMAGENET_MEAN_STD,
