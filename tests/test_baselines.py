@@ -90,3 +90,54 @@ def test_awkward_images_all_give_a_vector(tmp_path: Path) -> None:
 def test_a_baseline_stacks_with_the_network(labeled_dir: Path, tmp_path: Path) -> None:
     e = _embed(labeled_dir, "efficientnet-lite0+pixels*0.5", tmp_path / "c")
     assert [(b.spec, b.dim, b.weight) for b in e.blocks] == [("efficientnet-lite0", 1280, 1.0), ("pixels:16", 256, 0.5)]
+
+
+def _jpeg(colour: tuple[int, int, int], size: tuple[int, int] = (60, 40), split: str = "") -> bytes:
+    """A flat image, or with ``split`` "left"/"top" the named half black."""
+    import io
+
+    im = Image.new("RGB", size, colour)
+    w, h = size
+    if split:
+        im.paste((0, 0, 0), (0, 0, w // 2, h) if split == "left" else (0, 0, w, h // 2))
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def test_the_pixel_check_warns_only_when_pixels_clearly_win() -> None:
+    from reportgen.analyze.baseline import MARGIN, baseline_check, pixel_vectors
+
+    luma = pixel_vectors((_jpeg((200, 100, 50)),))
+    np.testing.assert_allclose(luma, (0.299 * 200 + 0.587 * 100 + 0.114 * 50) / 255, atol=0.02)
+    rng = np.random.default_rng(0)
+    shades = [int(v) for v in rng.integers(180, 255, 40)]  # left-dark and top-dark images, sizes and shades vary
+    thumbs = tuple(
+        _jpeg((s, s, s), (int(rng.integers(50, 90)), int(rng.integers(50, 90))), "left" if i < 20 else "top")
+        for i, s in enumerate(shades)
+    )
+    y = np.array(["left"] * 20 + ["top"] * 20, dtype=object)
+    config = Config("/unused", pca_dims=10)
+    bad = baseline_check(thumbs, rng.integers(0, 2, 40), 2, y, 0.05, config)  # the features saw nothing
+    assert bad.score == "nmi" and bad.pixels == pytest.approx(1.0) and bad.wins and bad.margin == MARGIN
+    good = baseline_check(thumbs, np.repeat([0, 1], 20), 2, y, 1.0, config)  # the features saw it all
+    assert not good.wins
+    unlabeled = baseline_check(thumbs, np.repeat([0, 1], 20), 2, None, 0.3, config)
+    assert unlabeled.score == "silhouette" and not unlabeled.wins and unlabeled.pixels > 0.5
+    assert baseline_check(thumbs, np.zeros(40, dtype=int), 1, y, 0.0, config) is None
+
+
+def test_the_findings_say_when_pixels_win(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from reportgen.analyze.baseline import BaselineCheck
+    from reportgen.report.findings import _baseline
+    from reportgen.run import Dataset
+
+    dataset = Dataset("t", "scans", True, ("a", "b"), 40, 0, (), ())
+    check = BaselineCheck(10, True, "nmi", 0.22, 0.81, 0.05, True)
+    analysis = type("A", (), {"baseline_check": check})()
+    (text,) = _baseline(dataset, analysis)
+    assert "NMI 0.81, against 0.22" in text and "`reportgen compare scans`" in text
+    analysis.baseline_check = replace(check, wins=False)
+    assert _baseline(dataset, analysis) == []

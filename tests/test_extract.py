@@ -71,12 +71,15 @@ def test_a_headless_backbone_registered_from_outside_runs_and_is_cached(
 
 
 def test_unknown_spec_names_the_registered_ones_and_the_families(registry: None) -> None:
-    known = "auto, efficientnet-lite0, resnet18, resnet50, resnet101, resnet152, vgg16, densenet121, efficientnet_b0"
-    families = "tv:NAME, timm:NAME"
+    known = (
+        "auto, efficientnet-lite0, resnet18, resnet50, resnet101, resnet152, vgg16, densenet121, efficientnet_b0, "
+        "pixels, hog"
+    )
+    families = "pixels:NAME, hog:NAME, tv:NAME, timm:NAME"
     with pytest.raises(BackboneError, match=rf"^unknown backbone 'lenet5'; choose one of: {known}, {families}$"):
         resolve("lenet5", None, offline=True)
     register_backbone(TOY, simple_resolution(TOY, dim=8, preprocessing=TOY_PREP, build=_toy_network))
-    with pytest.raises(BackboneError, match=rf"^unknown backbone 'lenet5'; choose one of: {known}, {TOY}, tv:NAME"):
+    with pytest.raises(BackboneError, match=rf"^unknown backbone 'lenet5'; choose one of: {known}, {TOY}, pixels:NAME"):
         resolve("lenet5", None, offline=True)
     # a model one of the families has is named with its prefix
     with pytest.raises(BackboneError, match=r"^unknown backbone 'alexnet'; did you mean tv:alexnet\? choose one of"):

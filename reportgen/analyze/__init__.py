@@ -47,6 +47,7 @@ from ..config import Config
 from ..extract import Embeddings
 from ..reduce import Reduced
 from ..schema import keyed_by, no_json
+from .baseline import BaselineCheck, baseline_check
 from .clusters import DETAILED, Neighbours, cluster_infos, outliers, silhouettes
 from .labels import compare_with_labels, label_metrics
 from .records import (
@@ -79,6 +80,7 @@ class Analysis:
 
     metrics: Metrics | None
     label_free: LabelFree  # silhouette, Calinski-Harabasz and Davies-Bouldin of the clusters (no labels needed)
+    baseline_check: BaselineCheck | None  # K-means on the raw pixels at the same K, beside these clusters
     at_class_count: AtClassCount | None  # the method at K = the class count (None unlabeled, or fewer than 2)
     clusters: tuple[ClusterInfo, ...]
     count_matrix: CountMatrix | None
@@ -138,6 +140,7 @@ def analyze(
         return Analysis(
             metrics=None,
             label_free=free,
+            baseline_check=baseline_check(embeddings.thumbnails, clustering.labels, clustering.k, None, mean, config),
             at_class_count=None,
             clusters=clusters,
             count_matrix=None,
@@ -166,6 +169,14 @@ def analyze(
     return Analysis(
         metrics=compared.metrics,
         label_free=free,
+        baseline_check=baseline_check(
+            embeddings.thumbnails,
+            clustering.labels,
+            clustering.k,
+            np.array(images.labels, dtype=object),
+            compared.metrics.nmi,
+            config,
+        ),  # fmt: skip
         at_class_count=_at_class_count(embeddings, reduced, clustering, config, compared.metrics),
         clusters=clusters,
         count_matrix=compared.count_matrix,

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import BackboneError
+from . import classifiers  # noqa: F401 - the networks register first, so they head every list of specs
 from .base import Preprocessing, Resolution, Weights, register_backbone, register_family, simple_resolution
 
 if TYPE_CHECKING:

@@ -52,6 +52,7 @@ def findings(dataset: Dataset, k_selection: KSelection, analysis: Analysis) -> t
                 "No image looks mislabelled: none has both most of its similar images and the classifier pointing to "
                 "another class."
             )
+        out += _baseline(dataset, analysis)
         real = [w for w in analysis.within_class if w.meaningful]
         if real:
             out.append(
@@ -84,6 +85,20 @@ def findings(dataset: Dataset, k_selection: KSelection, analysis: Analysis) -> t
             )
     out.append(_k_confidence(k_selection))
     return tuple(out)
+
+
+def _baseline(dataset: Dataset, analysis: Analysis) -> list[str]:
+    """A plain warning when raw pixels group the classes clearly better than the features
+    (:mod:`reportgen.analyze.baseline`)."""
+    check = analysis.baseline_check
+    if check is None or not check.wins:
+        return []
+    return [
+        f"Raw pixels group these images better than the network's features: K-means on 16 x 16 grayscale pixels "
+        f"at K={check.k} agrees with the folder labels at NMI {check.pixels:.2f}, against {check.features:.2f} for "
+        "the clusters in this report. ImageNet features are not always the right lens (scans, line drawings, "
+        f"sprites, tiny icons): `reportgen compare {dataset.name}` compares them with the pixel and HOG baselines."
+    ]
 
 
 def _noise(analysis: Analysis, n: int, k: int) -> list[str]:
