@@ -138,6 +138,6 @@ def test_the_findings_say_when_pixels_win(tmp_path: Path) -> None:
     check = BaselineCheck(10, True, "nmi", 0.22, 0.81, 0.05, True)
     analysis = type("A", (), {"baseline_check": check})()
     (text,) = _baseline(dataset, analysis)
-    assert "NMI 0.81, against 0.22" in text and "`reportgen compare scans`" in text
+    assert "NMI 0.81, against 0.22" in text and '"reportgen compare scans" puts them beside' in text
     analysis.baseline_check = replace(check, wins=False)
     assert _baseline(dataset, analysis) == []

@@ -97,7 +97,7 @@ def _baseline(dataset: Dataset, analysis: Analysis) -> list[str]:
         f"Raw pixels group these images better than the network's features: K-means on 16 x 16 grayscale pixels "
         f"at K={check.k} agrees with the folder labels at NMI {check.pixels:.2f}, against {check.features:.2f} for "
         "the clusters in this report. ImageNet features are not always the right lens (scans, line drawings, "
-        f"sprites, tiny icons): `reportgen compare {dataset.name}` compares them with the pixel and HOG baselines."
+        f'sprites, tiny icons): "reportgen compare {dataset.name}" puts them beside the pixel and HOG baselines.'
     ]
 
 
