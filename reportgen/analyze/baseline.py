@@ -12,7 +12,7 @@ each space separates its own clusters, not which groups are right: the report sa
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -67,7 +67,7 @@ def baseline_check(
     ``features_score`` (NMI with labels ``y``, else the mean silhouette); ``None`` below two clusters."""
     if k < 2 or len(thumbnails) <= k:
         return None
-    x = reduce(pixel_vectors(thumbnails), replace(config, backbone="pixels")).features
+    x = reduce(pixel_vectors(thumbnails), config).features  # reduce reads pca_dims, power_norm and seed only
     found = np.asarray(kmeans(k, config.seed, len(x)).fit_predict(x))
     if y is not None:
         pixels = label_metrics(y, found).nmi

@@ -270,11 +270,12 @@ def _mates(
             break
         if all(int(i) != j for j, _ in chosen):
             chosen.append((int(i), "sample"))
+    unit = {spec: directions(x) for spec, (_, x) in spaces.items()}  # once per spec, not per image and cell
     out = []
     for i, why in chosen:
         rows = []
         for cell, trial in zip(cells, firsts, strict=True):
-            space = directions(spaces[cell.features][1])
+            space = unit[cell.features]
             own = int(trial.labels[i])
             if own < 0:
                 rows.append((cell.name, -1, ()))

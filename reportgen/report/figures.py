@@ -243,24 +243,26 @@ def dendrogram(tree: list[list[float]], leaf_classes: list[str | None], classes:
     nodes = to_tree(z, rd=True)[1]
     palette = [CLUSTER_COLOURS[j % len(CLUSTER_COLOURS)] for j in range(len(classes))]
 
-    def members(node_id: int) -> list[int]:
-        return nodes[node_id].pre_order()
-
-    def label(node_id: int) -> str:
-        found = [leaf_classes[i] for i in members(node_id)]
+    def majority(node_id: int) -> tuple[str | None, int, int]:
+        """The most common class under a node (ties: the later name), its count, and the node's size."""
+        found = [leaf_classes[i] for i in nodes[node_id].pre_order()]
         named = [c for c in found if c is not None]
         if not named:
-            return f"({len(found)})"
+            return None, 0, len(found)
         major = max(set(named), key=lambda c: (named.count(c), c))
-        return f"{major} {named.count(major)}/{len(found)}"
+        return major, named.count(major), len(found)
+
+    def label(node_id: int) -> str:
+        major, count, size = majority(node_id)
+        return f"({size})" if major is None else f"{major} {count}/{size}"
 
     fig, ax = plt.subplots(figsize=(10, 3.8), layout="constrained")
     shown = draw(z, truncate_mode="lastp", p=top, ax=ax, leaf_label_func=label, leaf_rotation=90,
                  color_threshold=0, above_threshold_color="#718096", show_contracted=True)  # fmt: skip
     for tick, leaf in zip(ax.get_xticklabels(), shown["leaves"], strict=True):
-        named = [leaf_classes[i] for i in members(leaf) if leaf_classes[i] is not None]
-        if named:
-            tick.set_color(palette[classes.index(max(set(named), key=lambda c: (named.count(c), c)))])
+        major = majority(leaf)[0]
+        if major is not None:
+            tick.set_color(palette[classes.index(major)])
         tick.set_fontsize(7)
     ax.set_ylabel("merge distance", fontsize=8)
     ax.tick_params(axis="y", labelsize=7)
