@@ -184,6 +184,32 @@ class Config:
         above=0,
         maximum=1000,
     )
+    explain: bool = option(
+        True,
+        "skip the class-activation maps (where the network looked) of the images the report shows",
+        flags=("--no-explain",),
+        negate=True,
+    )
+    explain_method: str = option(
+        "gradcam",
+        "how the maps are made (default %(default)s; guided-gradcam adds guided backpropagation's fine detail)",
+        choices=("gradcam", "guided-gradcam"),
+    )
+    explain_similarity: str = option(
+        "projection",
+        "what a cluster map explains: the image's projection on the centre's direction, the part of K-means' "
+        "assignment that depends on the cluster (default), or the cosine similarity, whose gradient also rewards "
+        "shrinking the image's own vector and lights up backgrounds (docs/quality.md)",
+        choices=("projection", "cosine"),
+    )
+    explain_layer: str | None = option(
+        None,
+        "the layer the maps are taken at (default: the last convolutional map the features depend on; "
+        "'reportgen layers BACKBONE' lists them)",
+        metavar="LAYER",
+        cli_type=str,
+        max_chars=200,
+    )
     progress: bool = option(True, "show progress bars", cli=False, recorded=False, shapes_outputs=False)
 
     def __post_init__(self) -> None:

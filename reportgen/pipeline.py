@@ -1,5 +1,5 @@
-"""The product, top to bottom: discover -> extract -> reduce -> choose K -> cluster -> analyze -> map -> Run ->
-outputs."""
+"""The product, top to bottom: discover -> extract -> reduce -> choose K -> cluster -> analyze -> explain -> map ->
+Run -> outputs."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from .cluster import ensemble
 from .cluster.stage import Clustering, cluster
 from .config import Config
 from .discover import discover
+from .explain import NONE as NO_MAPS
+from .explain import Explanations, check_layer, explain
 from .extract import Embeddings, extract
 from .freshness import fingerprint, versions
 from .maps import Map2D, project_2d
@@ -72,6 +74,7 @@ def build_report(config: Config | str | os.PathLike[str], *, inputs: str | None 
     if inputs is None:
         inputs = fingerprint(config)  # what the outputs depend on: a rerun with the same one can keep them
 
+    check_layer(config)  # --explain-layer, before any work
     with _timed("discover", timings):
         images = discover(config)
     with _timed("embed", timings):
@@ -85,10 +88,12 @@ def build_report(config: Config | str | os.PathLike[str], *, inputs: str | None 
         clustering = cluster(reduced, k_selection.chosen_k, config, method, combined)
     with _timed("analyze", timings):
         analysis = analyze(embeddings, reduced, clustering, config, k_selection.second_opinion)
+    with _timed("explain", timings):
+        explanations = explain(embeddings, reduced, clustering, analysis, config)
     with _timed("map", timings):
         layout = project_2d(reduced, config)
 
-    run = assemble(config, embeddings, reduced, k_selection, clustering, analysis, layout, timings)
+    run = assemble(config, embeddings, reduced, k_selection, clustering, analysis, layout, timings, explanations)
     outputs = write_outputs(run, inputs)
     return Result(run, outputs, embeddings)
 
@@ -102,6 +107,7 @@ def assemble(
     analysis: Analysis,
     layout: Map2D,
     timings: dict[str, float],
+    explanations: Explanations | None = None,
 ) -> Run:
     """The Run record of the stage results: what every output reads."""
     images = embeddings.images
@@ -120,6 +126,7 @@ def assemble(
             *analysis.notes,
             *([layout.note] if layout.note else []),
             *([ensemble.note(clustering.combined)] if clustering.combined else []),
+            *([explanations.note] if explanations is not None and explanations.note else []),
         ),
     )
     extraction = Extraction(
@@ -153,6 +160,7 @@ def assemble(
         images=_images(embeddings, clustering, analysis),
         layout=layout,
         config=config,
+        explanations=explanations or NO_MAPS,
     )
 
 

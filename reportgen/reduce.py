@@ -39,6 +39,10 @@ class Reduced:
     explained_variance_ratio: np.ndarray = field(metadata={"json": False})  # per component
     requested_dims: int
     power_norm: bool = True
+    pca_mean: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), metadata={"json": False})  # D
+    pca_components: np.ndarray = field(  # n_components x D: the projection is (row - pca_mean) @ pca_components.T
+        default_factory=lambda: np.zeros((0, 0), np.float32), metadata={"json": False}
+    )
 
     @property
     def explained_variance(self) -> float:
@@ -83,6 +87,8 @@ def reduce(features: np.ndarray, config: Config, blocks: Sequence[tuple[int, flo
         explained_variance_ratio=np.nan_to_num(pca.explained_variance_ratio_).astype(np.float64),
         requested_dims=config.pca_dims,
         power_norm=config.power_norm,
+        pca_mean=pca.mean_.astype(np.float32),
+        pca_components=pca.components_.astype(np.float32),
     )
 
 

@@ -21,6 +21,8 @@ from .choose_k import KSelection
 from .cluster.stage import Clustering
 from .config import Config
 from .discover import Skipped
+from .explain import NONE as NO_MAPS
+from .explain import Explanations
 from .extract.stack import FeatureBlock
 from .maps import Map2D
 from .reduce import Reduced
@@ -120,6 +122,7 @@ class Run:
     images: Images = no_json()
     layout: Map2D = no_json()
     config: Config = no_json()
+    explanations: Explanations = NO_MAPS  # summary.json "explanations"
 
     def summary(self, **extra: Any) -> dict[str, Any]:
         """summary.json's content: ``schema_version``, the record, and ``extra`` top-level keys."""

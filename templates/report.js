@@ -53,7 +53,40 @@
 
   function closeViewer() { viewer.hidden = true; }
 
+  // Heat maps: a tile's button shows the photo, then each of its maps in turn; a legend's buttons set every tile
+  // of its section. The overlays are in data.images[i].m, by kind.
+  var SHORT = { prediction: "top class", cluster: "cluster", "class": "own class", part: "sub-cluster" };
+  function showView(tile, k) {
+    var btn = tile.querySelector(".cam"), img = tile.querySelector("img"), badge = tile.querySelector(".cam-label");
+    if (!btn || !img) { return; }
+    var views = btn.getAttribute("data-views").split(" "), labels = JSON.parse(btn.getAttribute("data-labels"));
+    var d = data.images[tile.getAttribute("data-i")], maps = (d && d.m) || {};
+    if (!img.getAttribute("data-photo")) { img.setAttribute("data-photo", img.src); }
+    if (k < 0 || k > views.length || (k > 0 && !maps[views[k - 1]])) { k = 0; }
+    img.src = k ? maps[views[k - 1]] : img.getAttribute("data-photo");
+    btn.setAttribute("data-state", String(k));
+    btn.setAttribute("aria-pressed", k ? "true" : "false");
+    btn.title = k ? labels[k - 1] + " (press again for the next view)" : "Show where the network looked";
+    badge.hidden = !k;
+    badge.textContent = k ? SHORT[views[k - 1]] || views[k - 1] : "";
+    badge.title = k ? labels[k - 1] : "";
+  }
+
   document.addEventListener("click", function (ev) {
+    var cam = ev.target.closest ? ev.target.closest(".tile .cam") : null;
+    if (cam) {
+      var n = cam.getAttribute("data-views").split(" ").length + 1;
+      showView(cam.closest(".tile"), (Number(cam.getAttribute("data-state") || 0) + 1) % n);
+      return;
+    }
+    var all = ev.target.closest ? ev.target.closest("[data-cam-all]") : null;
+    if (all) {
+      var kind = all.getAttribute("data-cam-all"), scope = all.closest("section") || document;
+      scope.querySelectorAll(".tile .cam").forEach(function (b) {
+        showView(b.closest(".tile"), kind === "photo" ? 0 : b.getAttribute("data-views").split(" ").indexOf(kind) + 1);
+      });
+      return;
+    }
     var tile = ev.target.closest ? ev.target.closest(".tile") : null;
     if (tile) {
       var img = tile.querySelector("img");

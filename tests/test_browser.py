@@ -228,6 +228,47 @@ def test_findings_legends_and_layout_read_as_designed(browser, reports: dict[str
     page.close()
 
 
+def test_a_tile_switches_between_the_photo_and_its_heat_maps(browser, reports: dict[str, Path]) -> None:  # noqa: ANN001
+    import json
+
+    summary = json.loads((reports["sample"].parent / "summary.json").read_text())
+    assert summary["report"]["overlays"] and summary["explanations"]["n_maps"] > 0
+    page, events = _open(browser, reports["sample"])
+    legend = page.locator("#clusters .cam-legend")
+    assert "what drove its top ImageNet prediction" in legend.inner_text()
+    assert summary["explanations"]["layer"] in legend.inner_text()
+    tile = page.locator("#clusters .tile").first
+    img, button, badge = tile.locator("img"), tile.locator("button.cam"), tile.locator(".cam-label")
+    photo = img.get_attribute("src")
+    assert button.get_attribute("aria-pressed") == "false" and badge.is_hidden()
+    button.focus()
+    page.keyboard.press("Enter")  # keyboard: the button switches the picture, the viewer stays closed
+    assert page.locator("#viewer").is_hidden()
+    first = img.get_attribute("src")
+    assert first != photo and first.startswith("data:image/jpeg;base64,")
+    assert button.get_attribute("aria-pressed") == "true" and badge.inner_text() == "top class"
+    assert "its top prediction" in button.get_attribute("title")
+    assert page.evaluate("document.querySelector('#clusters .tile img').naturalWidth") > 0
+    button.click()
+    assert img.get_attribute("src") not in (photo, first) and badge.inner_text() == "cluster"
+    button.click()  # back to the photo
+    assert img.get_attribute("src") == photo and badge.is_hidden()
+    page.locator('#clusters [data-cam-all="cluster"]').click()  # every tile of the section at once
+    cams = page.locator("#clusters .tile button.cam")
+    assert cams.count() > 1
+    assert all(b.get_attribute("aria-pressed") == "true" for b in cams.all())
+    assert page.locator("#oddballs .tile button.cam").first.get_attribute("aria-pressed") == "false"  # own section
+    page.locator('#clusters [data-cam-all="photo"]').click()
+    assert img.get_attribute("src") == photo
+    tile.locator("img").click()  # the picture itself still opens the viewer
+    assert page.locator("#viewer").is_visible()
+    page.keyboard.press("Escape")
+    page.emulate_media(media="print")
+    assert button.is_hidden()
+    assert events["console"] == [] and events["requests"] == []
+    page.close()
+
+
 def test_the_compare_page_opens_cleanly(browser, labeled_dir: Path, tmp_path: Path) -> None:  # noqa: ANN001
     from reportgen.cli import main
 

@@ -73,7 +73,9 @@ def test_summary_json_numbers(sample_run) -> None:  # noqa: ANN001
     assert 0 < s["metrics"]["purity"] <= 1
     assert set(s["within_class"]) == set(s["classes"])
     assert sum(s["within_class"]["renewable"]["sizes"]) == 28
-    assert set(s["timings"]) == {"discover", "embed", "reduce", "choose_k", "cluster", "analyze", "map"}
+    assert set(s["timings"]) == {"discover", "embed", "reduce", "choose_k", "cluster", "analyze", "explain", "map"}
+    ex = s["explanations"]  # heat maps of the images the report explains (tests/test_explain.py checks their meaning)
+    assert ex["method"] == "gradcam" and ex["layer"] == "_swish_1" and ex["n_maps"] >= 2 * ex["n_images"] > 0
     assert s["cache"] == {"computed": 122, "cached": 0}
     assert s["seed"] == 0 and "torch" in s["versions"]
     for w in s["within_class"].values():  # the rule, as the schema states it

@@ -46,6 +46,7 @@ class Embeddings:
     notes: tuple[str, ...] = ()
     has_predictions: bool = True
     blocks: tuple[FeatureBlock, ...] = ()  # each spec of a stack, in column order (one for a single spec)
+    hashes: tuple[str, ...] = ()  # each row's file content hash (the cache key of its entries)
 
     @property
     def block_weights(self) -> tuple[tuple[int, float], ...]:
@@ -155,6 +156,7 @@ def extract(images: ImageSet, config: Config) -> Embeddings:
         notes=tuple(notes),
         has_predictions=head is not None,
         blocks=stack.blocks,
+        hashes=tuple(rows),
     )
 
 

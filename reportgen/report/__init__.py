@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..explain.overlay import Overlays
 from ..freshness import STATE_FILE, state
 from ..fsutil import write_together
 from ..run import Run
@@ -68,10 +69,12 @@ def write_outputs(run: Run, inputs: str) -> Outputs:
 def _fitted_page(run: Run) -> tuple[str, Budget]:
     """The page at the largest thumbnails that fit the budget, and that budget."""
     thumbs = Thumbs(run.images.thumbnails)
+    cache_root = run.config.resolved_cache_dir if run.config.use_cache else None
+    overlays = Overlays(run.images.thumbnails, run.explanations, cache_root)
     tiles = sum(len(list(s.images(run))) for s in applicable(run))
-    budget = plan_budget(run.config, len(run.images.path), tiles, len(run.layout.tsne_indices), thumbs)
+    budget = plan_budget(run.config, len(run.images.path), tiles, len(run.layout.tsne_indices), thumbs, overlays)
     while True:
-        html = render_html(run, budget, thumbs)
+        html = render_html(run, budget, thumbs, overlays)
         size = len(html.encode("utf-8"))
         smaller = step_down(budget)
         if size <= budget.max_bytes or smaller is None:

@@ -1,9 +1,12 @@
 """The size budget: thumbnails are re-encoded from the cached ones at a size chosen so the page fits.
 
 Montage tiles come first (largest size whose estimated total fits half the budget), then the map's hover
-thumbnails (largest size that fits what is left, else a seeded subset of images gets one). If the rendered
-page is still over budget, everything steps down one size and it renders again (:func:`step_down`). What was
-trimmed is said in the report and in summary.json ``report.trimmed``.
+thumbnails (largest size that fits what is left, else a seeded subset of images gets one). The class-activation
+overlays (:mod:`reportgen.explain.overlay`) go with the tiles, at their size, but only if tiles and overlays
+together fit at the largest tile size: when the budget is tight they are dropped before any montage shrinks. If
+the rendered page is still over budget, the overlays go first, then everything steps down one size and it
+renders again (:func:`step_down`). What was trimmed is said in the report and in summary.json
+``report.trimmed``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ..config import Config
+from ..explain.overlay import Overlays
 from ..sampling import seeded_sample
 from ..schema import no_json
 
@@ -38,6 +42,7 @@ class Budget:
     hover_px: int
     tsne_points: int
     trimmed: tuple[str, ...]
+    overlays: bool  # the class-activation overlays are in the page
     hover_indices: tuple[int, ...] = no_json()
     map_indices: tuple[int, ...] = no_json()
 
@@ -54,8 +59,10 @@ class Budget:
         return len(self.hover_indices)
 
 
-def plan_budget(config: Config, n: int, tiles: int, tsne_points: int, thumbs: Thumbs) -> Budget:
-    """Thumbnail sizes and hover subset for ``n`` images and ``tiles`` montage tiles that fit
+def plan_budget(
+    config: Config, n: int, tiles: int, tsne_points: int, thumbs: Thumbs, overlays: Overlays | None = None
+) -> Budget:
+    """Thumbnail sizes and hover subset for ``n`` images and ``tiles`` montage tiles (and ``overlays``) that fit
     ``config.max_report_mb`` by estimate (``tsne_points`` is recorded)."""
     max_bytes = int(config.max_report_mb * 1_000_000)
     trimmed: list[str] = []
@@ -65,14 +72,22 @@ def plan_budget(config: Config, n: int, tiles: int, tsne_points: int, thumbs: Th
         trimmed.append(f"the map shows a random sample of {MAP_MAX_POINTS:,} of the {n:,} images")
     room = max(max_bytes - FIXED_OVERHEAD_BYTES - 220 * len(map_indices), 0)
 
+    with_overlays = overlays is not None and overlays.count > 0
+    if with_overlays and tiles * thumbs.estimate(TILE_SIZES[0]) + _overlay_bytes(overlays, TILE_SIZES[0]) > room / 2:
+        with_overlays = False
+        trimmed.append(_overlay_note(config.max_report_mb))
+
+    def extra(px: int) -> float:
+        return _overlay_bytes(overlays, px) if with_overlays else 0.0
+
     tile_px = TILE_SIZES[-1]
     for px in TILE_SIZES:
-        if tiles * thumbs.estimate(px) <= room / 2 or px == TILE_SIZES[-1]:
+        if tiles * thumbs.estimate(px) + extra(px) <= room / 2 or px == TILE_SIZES[-1]:
             tile_px = px
             break
     if tile_px != TILE_SIZES[0]:
         trimmed.append(_tile_note(tile_px))
-    left = room - tiles * thumbs.estimate(tile_px)
+    left = room - tiles * thumbs.estimate(tile_px) - extra(tile_px)
 
     hover_px = HOVER_SIZES[-1]
     for px in HOVER_SIZES:
@@ -86,11 +101,22 @@ def plan_budget(config: Config, n: int, tiles: int, tsne_points: int, thumbs: Th
         hover = tuple(int(i) for i in np.sort(rng.choice(map_indices, min(fit, len(map_indices)), replace=False)))
         trimmed.append(_hover_note(len(hover), len(map_indices)))
     map_shown = tuple(int(i) for i in map_indices)
-    return Budget(config.max_report_mb, tile_px, hover_px, tsne_points, tuple(trimmed), hover, map_shown)
+    return Budget(config.max_report_mb, tile_px, hover_px, tsne_points, tuple(trimmed), with_overlays, hover, map_shown)
+
+
+def _overlay_bytes(overlays: Overlays | None, px: int) -> float:
+    return overlays.count * overlays.estimate(px) if overlays is not None else 0.0
+
+
+def _overlay_note(max_mb: float) -> str:
+    return f"the class-activation overlays are left out to keep the report under {max_mb:g} MB (--max-report-mb)"
 
 
 def step_down(budget: Budget) -> Budget | None:
-    """The next smaller budget plan, or ``None`` when nothing is left to shrink."""
+    """The next smaller budget plan (without the overlays, if it had them), or ``None`` when nothing is left to
+    shrink."""
+    if budget.overlays:
+        return replace(budget, overlays=False, trimmed=(*budget.trimmed, _overlay_note(budget.max_mb)))
     tile_i, hover_i = TILE_SIZES.index(budget.tile_px), HOVER_SIZES.index(budget.hover_px)
     old_notes = (_tile_note(budget.tile_px), _hover_note(len(budget.hover_indices), len(budget.map_indices)))
     keep = [t for t in budget.trimmed if t not in old_notes]

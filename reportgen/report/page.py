@@ -11,6 +11,7 @@ from typing import Any
 import jinja2
 
 from ..cache import load_memo, save_memo
+from ..explain.overlay import Overlays
 from ..fsutil import template_dir
 from ..run import Run
 from .budget import Budget, Thumbs
@@ -59,16 +60,24 @@ def shorten_middle(text: str, width: int) -> str:
 class Page:
     """What the templates read besides the Run: tiles (thumbnails at the budget's size) and figures."""
 
-    def __init__(self, run: Run, budget: Budget, thumbs: Thumbs, sections: list[Section]) -> None:
+    def __init__(
+        self, run: Run, budget: Budget, thumbs: Thumbs, sections: list[Section], overlays: Overlays | None = None
+    ) -> None:
         self.run = run
         self.budget = budget
         self.thumbs = thumbs
         self.sections = sections
+        self.overlays = overlays if budget.overlays else None
 
-    def tile(self, i: int) -> dict[str, Any]:
-        """Image ``i`` as a montage tile."""
+    def tile(self, i: int, views: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Image ``i`` as a montage tile; ``views``: the kinds of map it can switch to (those it has, when it has the
+        last, its role's own)."""
         images = self.run.images
+        shown = self.run.explanations.views(i, views) if self.overlays is not None else []
+        if views and all(v.kind != views[-1] for v in shown):
+            shown = []  # the map of its role here (its cluster, class or sub-cluster) is what the tile is about
         return {
+            "views": [(v.kind, v.label) for v in shown],
             "i": i,
             "src": self.thumbs.uri(i, self.budget.tile_px),
             "path": images.path[i],
@@ -77,8 +86,8 @@ class Page:
             "top1": images.top1_class[i],
         }
 
-    def tiles(self, indices: object) -> list[dict[str, Any]]:
-        return [self.tile(int(i)) for i in indices]  # type: ignore[attr-defined]
+    def tiles(self, indices: object, views: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        return [self.tile(int(i), views) for i in indices]  # type: ignore[attr-defined]
 
     def figure(self, name: str, *args: object) -> str:
         """``figures.<name>(*args)``, memoised in the cache folder so an unchanged rerun never imports matplotlib.
@@ -100,6 +109,11 @@ class Page:
         if config.use_cache:
             save_memo(config.resolved_cache_dir, "figures", key, {"uri": uri})
         return uri
+
+    def _maps(self, i: int) -> dict[str, str]:
+        """Image ``i``'s overlays by kind, at the tiles' size."""
+        assert self.overlays is not None
+        return {kind: self.overlays.uri(i, kind, self.budget.tile_px) for kind in self.run.explanations.maps[i]}
 
     def data(self) -> dict[str, Any]:
         """What the map and the image viewer read, as one JSON-ready dict (per image shown, by index)."""
@@ -128,6 +142,7 @@ class Page:
                 "t": [[name, round(p, 3)] for name, p in images.top_predictions(i)],
                 "o": bool(images.is_oddball[i]),
                 "h": self.thumbs.uri(i, budget.hover_px) if i in hover else None,
+                **({"m": self._maps(i)} if self.overlays is not None and i in run.explanations.maps else {}),
             }
             for i in sorted(shown)
         }
@@ -141,10 +156,10 @@ class Page:
         }
 
 
-def render_html(run: Run, budget: Budget, thumbs: Thumbs) -> str:
-    """The report page of ``run`` with the thumbnails and hover subset of ``budget``."""
+def render_html(run: Run, budget: Budget, thumbs: Thumbs, overlays: Overlays | None = None) -> str:
+    """The report page of ``run`` with the thumbnails, overlays and hover subset of ``budget``."""
     sections = applicable(run)
-    page = Page(run, budget, thumbs, sections)
+    page = Page(run, budget, thumbs, sections, overlays)
     folder = template_dir()
     return (
         environment()

@@ -28,12 +28,17 @@ from ..analyze.evidence import CLASSIFIER_MARGIN, VOTE_MARGIN, VOTERS
 from ..analyze.records import Oddball, WithinClass
 from ..analyze.within import BROAD, MEANINGFUL_Z, near_singleton
 from ..choose_k import LABELS, RANGE_RANK
+from ..explain import ODDBALL_MAPS
 
 if TYPE_CHECKING:
     from ..run import Run
     from .page import Page
 
-ODDBALL_CARDS = 12  # oddballs or outliers shown as cards with pictures; the rest of the detailed ones as table rows
+ODDBALL_CARDS = ODDBALL_MAPS  # oddballs or outliers shown as cards with pictures; the rest of the detailed ones as rows
+# the maps a tile can switch to, by the role it plays (reportgen.explain)
+CLUSTER_VIEWS = ("prediction", "cluster")
+ODDBALL_VIEWS = ("prediction", "cluster", "class")
+PART_VIEWS = ("prediction", "part")
 
 
 def _always(run: Run) -> bool:
@@ -138,7 +143,7 @@ def _choose_k_images(run: Run) -> Iterable[int]:
 
 
 def _clusters(run: Run, page: Page) -> dict[str, Any]:
-    return {"clusters": [{"info": c, "tiles": page.tiles(c.nearest)} for c in run.analysis.clusters]}
+    return {"clusters": [{"info": c, "tiles": page.tiles(c.nearest, CLUSTER_VIEWS)} for c in run.analysis.clusters]}
 
 
 def _cluster_images(run: Run) -> Iterable[int]:
@@ -183,7 +188,7 @@ def _oddballs(run: Run, page: Page) -> dict[str, Any]:
         items.append(
             {
                 "o": o,
-                "tile": page.tile(o.index),
+                "tile": page.tile(o.index, ODDBALL_VIEWS),
                 "home_name": run.analysis.clusters[o.class_cluster].name,
                 "homes": tied_homes.get(o.label, (o.class_cluster,)),
                 "neighbours": page.tiles(n.index for n in o.neighbours),
@@ -235,7 +240,7 @@ def _within(run: Run, page: Page) -> dict[str, Any]:
                 "w": w,
                 "why": _split_verdict(w),
                 "subs": [
-                    {"size": w.sizes[j], "preds": w.top_predictions[j], "tiles": page.tiles(w.nearest[j])}
+                    {"size": w.sizes[j], "preds": w.top_predictions[j], "tiles": page.tiles(w.nearest[j], PART_VIEWS)}
                     for j in range(w.k)
                 ],
             }
@@ -273,7 +278,7 @@ def _within_images(run: Run) -> Iterable[int]:
 def _outliers(run: Run, page: Page) -> dict[str, Any]:
     return {
         "outliers": [
-            {"o": o, "tile": page.tile(o.index), "neighbours": page.tiles(o.neighbour_index)}
+            {"o": o, "tile": page.tile(o.index, CLUSTER_VIEWS), "neighbours": page.tiles(o.neighbour_index)}
             for o in run.analysis.outliers[:ODDBALL_CARDS]
         ],
         "rest": run.analysis.outliers[ODDBALL_CARDS:],
