@@ -15,6 +15,7 @@ from markupsafe import escape
 from PIL import Image
 
 import reportgen
+from reportgen import explain
 from reportgen.cli import main
 from reportgen.explain import CLUSTER_EXEMPLARS, exemplars
 
@@ -136,7 +137,7 @@ def test_no_explain_skips_the_maps(labeled_dir: Path, tmp_path: Path) -> None:
     assert not list((tmp_path / "cache").rglob("explain"))
 
 
-def test_a_transformer_gets_a_note_instead_of_maps(labeled_dir: Path, tmp_path: Path) -> None:
+def test_a_transformer_gets_a_note_instead_of_maps(labeled_dir: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     result = reportgen.build_report(labeled_dir, out_dir=tmp_path / "out", cache_dir=tmp_path / "cache",
                                     backbone="timm:vit_tiny_patch16_224", weights="random", progress=False)  # fmt: skip
     ex = result.run.explanations
@@ -146,6 +147,10 @@ def test_a_transformer_gets_a_note_instead_of_maps(labeled_dir: Path, tmp_path: 
     summary = json.loads(result.outputs.summary.read_text(encoding="utf-8"))
     validate_summary(summary)
     assert str(escape(ex.note)) in result.outputs.report.read_text(encoding="utf-8")  # jinja2 escapes with markupsafe
+    monkeypatch.setattr(explain, "_compute", lambda *a, **k: pytest.fail("the model was loaded again"))
+    again = reportgen.build_report(labeled_dir, out_dir=tmp_path / "again", cache_dir=tmp_path / "cache",
+                                   backbone="timm:vit_tiny_patch16_224", weights="random", progress=False)  # fmt: skip
+    assert again.run.explanations.note == ex.note  # remembered in the cache
 
 
 def test_a_headless_backbone_gets_cluster_maps_only(labeled_dir: Path, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -133,7 +133,7 @@ def explain(
     base = stack.parts[group[0]].resolution.choice.base
     prep = base.preprocessing
     centres, labels, wants_of = _targets(embeddings, reduced, clustering, analysis, only)
-    space = _space_key(reduced, config, stack.spec)
+    space = _space_key(reduced, stack.spec)
     setup_key = repr(
         (
             FORMAT_VERSION,
@@ -161,31 +161,35 @@ def explain(
                 key = _key(setup_key, content, space, centres[target].tobytes())
                 wants.append(_Want(row, kind, labels[target], "similarity", target, key))
 
-    root = config.resolved_cache_dir
+    root = config.resolved_cache_dir if config.use_cache else None
+    unavailable = _key(setup_key, "unavailable")
+    if root is not None and isinstance(note := (load_memo(root, MEMO, unavailable) or {}).get("note"), str):
+        return Explanations("none", None, 0, 0, note)  # said by an earlier run: the model is not loaded again
     found: dict[str, Any] = {}
-    if config.use_cache:
-        for want in wants:
-            memo = load_memo(root, MEMO, want.key)
-            if memo is not None and isinstance(memo.get("heat"), list):
-                found[want.key] = memo
+    for want in wants if root is not None else ():
+        memo = load_memo(root, MEMO, want.key)
+        if memo is not None and isinstance(memo.get("heat"), list):
+            found[want.key] = memo
     missing = [w for w in wants if w.key not in found]
     layer = next((m["layer"] for m in found.values() if isinstance(m.get("layer"), str)), None)
     note = next((m["note"] for m in found.values() if isinstance(m.get("note"), str)), None)  # the method's caveat
     computed = 0
     if missing:
         start = time.perf_counter()
+
+        def store(key: str, memo: dict[str, Any]) -> None:  # as each batch is done: an interrupted run keeps them
+            found[key] = memo
+            if root is not None:
+                save_memo(root, MEMO, key, memo)
+
         try:
-            layer, made, note = _compute(missing, embeddings, reduced, centres, stack, group, config)
+            layer, computed, note = _compute(missing, embeddings, reduced, centres, stack, group, config, store)
         except BackboneError as exc:
             message = f"class-activation maps are not available for '{stack.spec}': {exc}"
             log.warning(message)
+            if root is not None:
+                save_memo(root, MEMO, unavailable, {"note": message})
             return Explanations("none", None, 0, 0, message)
-        for want in missing:
-            if want.key in made:
-                found[want.key] = made[want.key]
-                if config.use_cache:
-                    save_memo(root, MEMO, want.key, made[want.key])
-        computed = sum(1 for w in missing if w.key in made)
         log.info("computed %d maps in %.1f s", computed, time.perf_counter() - start)
     maps: dict[int, dict[str, View]] = {}
     for want in wants:
@@ -296,7 +300,7 @@ def exemplars(montage: Sequence[int], labels: Sequence[str | None], n: int) -> l
     return turns[:n]
 
 
-def _space_key(reduced: Reduced, config: Config, spec: str) -> str:
+def _space_key(reduced: Reduced, spec: str) -> str:
     """What a similarity map depends on besides its image and centre: the reduce stage's space."""
     digest = hashlib.blake2b(digest_size=16)
     for array in (reduced.pca_mean, reduced.pca_components):
@@ -319,8 +323,10 @@ def _compute(
     stack: Any,  # noqa: ANN401 - extract.stack.Stack
     group: list[int],
     config: Config,
-) -> tuple[str, dict[str, dict[str, Any]], str | None]:
-    """Load the backbone and compute the ``missing`` maps: (the layer, memo per key, a note or ``None``)."""
+    store: Callable[[str, dict[str, Any]], None],
+) -> tuple[str, int, str | None]:
+    """Load the backbone and compute the ``missing`` maps, each handed to ``store`` (key, memo) as its batch is
+    done: (the layer, how many were made, a note or ``None``)."""
     from .compute import Request, Setup, compute, load
 
     starts = np.cumsum([0, *(b.dim for b in embeddings.blocks)])
@@ -344,17 +350,16 @@ def _compute(
     loaded = load(setup)
     root = embeddings.images.root
     requests = {w.key: Request(w.row, root / embeddings.images.paths[w.row], w.score, w.target) for w in missing}
-    made: dict[str, dict[str, Any]] = {}
     by_request = {r: key for key, r in requests.items()}
+    made = 0
 
     def keep(request: Any, heat: np.ndarray) -> None:  # noqa: ANN401 - compute.Request
+        nonlocal made
         top = float(heat.max()) if heat.size else 0.0
         scaled = np.round(heat / top * 255) if top > 0 else np.zeros_like(heat)
-        made[by_request[request]] = {
-            "heat": scaled.astype(int).tolist(),
-            "layer": loaded.layer.node,
-            "note": loaded.guided_note,
-        }
+        store(by_request[request], {"heat": scaled.astype(int).tolist(), "layer": loaded.layer.node,
+                                    "note": loaded.guided_note})  # fmt: skip
+        made += 1
 
     failed = compute(loaded, setup, list(dict.fromkeys(requests.values())), keep, config.progress)
     notes = [loaded.guided_note] if loaded.guided_note else []
