@@ -260,6 +260,11 @@ def test_a_tile_switches_between_the_photo_and_its_heat_maps(browser, reports: d
     assert page.locator("#oddballs .tile button.cam").first.get_attribute("aria-pressed") == "false"  # own section
     page.locator('#clusters [data-cam-all="photo"]').click()
     assert img.get_attribute("src") == photo
+    odd = page.locator("#oddballs .tile").first  # a card's picture: its badge sits on the picture
+    odd.locator("button.cam").click()
+    box, pic = odd.locator(".cam-label").bounding_box(), odd.locator("img").bounding_box()
+    assert box is not None and pic is not None
+    assert pic["y"] <= box["y"] and box["y"] + box["height"] <= pic["y"] + pic["height"]
     tile.locator("img").click()  # the picture itself still opens the viewer
     assert page.locator("#viewer").is_visible()
     page.keyboard.press("Escape")
