@@ -34,7 +34,9 @@ from .fsutil import template_dir
 log = logging.getLogger(__name__)
 
 FORMAT = 2  # 2: the state moved out of summary.json into its own file
-VERSIONED_PACKAGES = ("reportgen", "torch", "torchvision", "numpy", "scikit-learn", "kneed", "pandas", "Pillow")
+VERSIONED_PACKAGES = (
+    "reportgen", "torch", "torchvision", "numpy", "scikit-learn", "kneed", "pandas", "Pillow", "captum"
+)  # fmt: skip
 STATE_FILE = ".reportgen-state.json"
 OUTPUTS = ("report.html", "assignments.csv", "summary.json")  # what the state must vouch for, all of them
 
