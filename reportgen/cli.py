@@ -12,6 +12,7 @@ import argparse
 import fnmatch
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import fields, replace
@@ -36,6 +37,8 @@ A rerun over unchanged images and options keeps the outputs (--force rebuilds).
   reportgen layers efficientnet-lite0   lists the layers of one
   reportgen compare photos/ --features A B --methods kmeans hdbscan --seeds 5
                                         compares feature specs and methods (compare.html)
+  reportgen init photos/                writes reportgen.toml, every option with its default
+  reportgen --config reportgen.toml     runs with those settings (flags given here win)
 """
 
 
@@ -54,7 +57,12 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = next(f for f in fields(Config) if f.name == "data_dir")
-    p.add_argument("data_dir", metavar="DATA_DIR", help=data.metadata["help"])  # Config makes it a Path
+    p.add_argument("data_dir", metavar="DATA_DIR", nargs="?", help=data.metadata["help"] + " (or data_dir in --config)")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="read settings from a TOML file ('reportgen init' writes one); flags given here override it",
+    )
     _config_arguments(p)
     p.add_argument(
         "--from-compare",
@@ -69,8 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config_arguments(p: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
-    """One argument per :class:`Config` field shown on the command line (its flags, help, default and choices)."""
+def _config_arguments(p: argparse.ArgumentParser, skip: frozenset[str] = frozenset(), suppress: bool = False) -> None:
+    """One argument per :class:`Config` field shown on the command line (its flags, help, default and choices);
+    ``suppress``: no defaults, so that the parsed namespace holds only the options given."""
     for f in fields(Config):
         meta = f.metadata
         if not meta["cli"] or f.name in skip:
@@ -78,14 +87,15 @@ def _config_arguments(p: argparse.ArgumentParser, skip: frozenset[str] = frozens
         flags = meta["flags"] or ("--" + f.name.replace("_", "-"),)
         if f.type == "bool" or isinstance(f.default, bool):
             action = "store_false" if meta["negate"] else "store_true"
-            p.add_argument(*flags, dest=f.name, action=action, help=meta["help"])
+            extra = {"default": argparse.SUPPRESS} if suppress else {}
+            p.add_argument(*flags, dest=f.name, action=action, help=meta["help"], **extra)
             continue
         choices, bounds, chars = meta["choices"], bounds_of(f.name), meta["max_chars"]
         # No argparse type: config.from_text reads the text in main(), so a bad number gets Config's one-line message.
         p.add_argument(
             *flags,
             dest=f.name,
-            default=f.default,
+            default=argparse.SUPPRESS if suppress else f.default,
             choices=list(choices()) if callable(choices) else choices,
             metavar=meta["metavar"],
             help=meta["help"] + (f"; {bounds}" if bounds else "") + (f"; at most {chars} characters" if chars else ""),
@@ -96,6 +106,63 @@ def _options(args: argparse.Namespace, skip: frozenset[str] = frozenset()) -> di
     """The Config fields' values from parsed arguments, numbers read from their text (one-line errors)."""
     options = {f.name: getattr(args, f.name) for f in fields(Config) if f.metadata["cli"] and f.name not in skip}
     return {name: from_text(name, v) if isinstance(v, str) else v for name, v in options.items()}
+
+
+def _given(argv: Sequence[str]) -> set[str]:
+    """The :class:`Config` fields given on the command line ``argv`` (they override a --config file)."""
+    p = _Parser(add_help=False)
+    _config_arguments(p, suppress=True)
+    known, _ = p.parse_known_args(argv)
+    return set(vars(known))
+
+
+def _settings(args: argparse.Namespace, argv: Sequence[str]) -> tuple[object, dict[str, object]]:
+    """The data folder and the options: a --config file's, then the command line's over them."""
+    options = _options(args)
+    data_dir: object = args.data_dir
+    if args.config:
+        from .configfile import load
+
+        path = Path(args.config)
+        from_file = load(path)
+        data_dir = data_dir if data_dir is not None else from_file.pop("data_dir", None)
+        given = _given(argv)
+        options |= {k: v for k, v in from_file.items() if k not in given and k != "data_dir"}
+        options["config_file"] = path.resolve()
+    if data_dir is None:
+        raise InvalidOptionError("give the image folder: DATA_DIR, or data_dir in a --config file")
+    return data_dir, options
+
+
+def init(argv: Sequence[str]) -> int:
+    """``reportgen init [DATA_DIR]``: write reportgen.toml, every option with its default, for --config."""
+    from .configfile import FILE_NAME, template
+
+    p = _Parser(prog="reportgen init", description="Write a settings file for --config: every option, commented, "
+                "with its default.")  # fmt: skip
+    p.add_argument("data_dir", metavar="DATA_DIR", nargs="?", help="the image folder the file names (optional)")
+    p.add_argument("-o", "--out", default=FILE_NAME, metavar="FILE", help="the file to write (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="overwrite the file if it exists")
+    args = p.parse_args(argv)
+    target = Path(args.out)
+    if target.exists() and not args.force:
+        sys.stderr.write(f"Error: {target} exists; --force overwrites it\n")
+        return EXIT_USAGE
+    data = None
+    if args.data_dir is not None:
+        try:
+            check_data_dir(Path(args.data_dir))
+        except ReportgenError as exc:
+            sys.stderr.write(f"Error: {exc}\n")
+            return EXIT_USAGE
+        data = os.path.relpath(Path(args.data_dir).resolve(), target.resolve().parent)
+    try:
+        target.write_text(template(data, target.name), encoding="utf-8")
+    except OSError as exc:
+        sys.stderr.write(f"Error: cannot write {target}: {exc.strerror or exc}\n")
+        return EXIT_USAGE
+    sys.stderr.write(f"Wrote {target}: edit it, then run: reportgen --config {target}\n")
+    return 0
 
 
 def layers(argv: Sequence[str]) -> int:
@@ -211,7 +278,7 @@ def _recommended(path: Path, argv: Sequence[str]) -> dict[str, object]:
     return {"backbone": cell["features"], "method": cell["method"], "linkage": data.get("linkage", "ward")}
 
 
-COMMANDS = {"layers": layers, "backbones": backbones, "compare": compare}
+COMMANDS = {"layers": layers, "backbones": backbones, "compare": compare, "init": init}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -226,10 +293,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     try:
-        options = _options(args)
+        data_dir, options = _settings(args, argv)
         if args.from_compare:
             options |= _recommended(Path(args.from_compare), argv)
-        config = Config(data_dir=args.data_dir, progress=not args.quiet and sys.stderr.isatty(), **options)
+        config = Config(data_dir=data_dir, progress=not args.quiet and sys.stderr.isatty(), **options)  # type: ignore[arg-type]
         check_data_dir(config.data_dir)  # before the backbone is resolved (a network probe) and the folder walked
         inputs = fingerprint(config)  # one folder walk, shared by the check and the build
         kept = None if args.force else current_outputs(config, inputs)

@@ -211,6 +211,14 @@ class Config:
         max_chars=200,
     )
     progress: bool = option(True, "show progress bars", cli=False, recorded=False, shapes_outputs=False)
+    config_file: Path | None = option(
+        None,
+        "the --config file the settings were read from",
+        cli=False,
+        cli_type=Path,
+        path="file",
+        shapes_outputs=False,
+    )
 
     def __post_init__(self) -> None:
         self._validate()
@@ -331,6 +339,11 @@ def from_text(name: str, text: str) -> Any:
         return kind(text)
     except ValueError:
         raise InvalidOptionError(f"{flag_of(name)} must be {_NUMBER[kind]}, got {text!r}") from None
+
+
+def check_value(name: str, value: Any) -> Any:  # noqa: ANN401 - any option's value
+    """``value`` checked and normalised as the field ``name`` takes it, or a one-line :class:`InvalidOptionError`."""
+    return _checked(_field(name), value)
 
 
 def _field(name: str) -> Field[Any]:

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -153,7 +153,7 @@ def assemble(
             seed=config.seed,
             parameters=config.parameters(),
             versions=versions(),
-            generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            generated=datetime.now(UTC).isoformat(timespec="seconds"),
         ),
         timings=dict(timings),
         findings=findings(dataset, k_selection, analysis),
