@@ -10,9 +10,10 @@ from .config import Config  # noqa: E402
 from .errors import ReportgenError  # noqa: E402
 
 if TYPE_CHECKING:
+    from .notebook import Finished, load
     from .pipeline import Result, build_report
 
-__all__ = ["Config", "ReportgenError", "Result", "build_report", "__version__"]
+__all__ = ["Config", "Finished", "ReportgenError", "Result", "build_report", "load", "__version__"]
 
 
 def __getattr__(name: str) -> object:
@@ -22,4 +23,8 @@ def __getattr__(name: str) -> object:
         from . import pipeline
 
         return getattr(pipeline, name)
+    if name in ("Finished", "load"):
+        from . import notebook
+
+        return getattr(notebook, name)
     raise AttributeError(f"module 'reportgen' has no attribute {name!r}")

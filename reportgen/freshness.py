@@ -68,10 +68,23 @@ def fingerprint(config: Config) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def state(inputs: str, files: dict[str, bytes]) -> bytes:
-    """The state file's content for outputs ``files`` (name -> bytes) built from ``inputs``."""
+def state(inputs: str, files: dict[str, bytes], data_dir: Path | None = None) -> bytes:
+    """The state file's content for outputs ``files`` (name -> bytes) built from ``inputs`` over the folder
+    ``data_dir`` (recorded absolute: :func:`reportgen.load` reads the images back from it)."""
     digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
-    return json.dumps({"format": FORMAT, "fingerprint": inputs, "output_sha256": digests}, indent=2).encode("utf-8")
+    record = {"format": FORMAT, "fingerprint": inputs, "output_sha256": digests}
+    if data_dir is not None:
+        record["data_dir"] = str(data_dir.resolve())
+    return json.dumps(record, indent=2).encode("utf-8")
+
+
+def recorded_data_dir(out: Path) -> Path | None:
+    """The data folder the outputs in ``out`` were built from, as their state file records it, or ``None``."""
+    try:
+        recorded = json.loads((out / STATE_FILE).read_text(encoding="utf-8")).get("data_dir")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(recorded) if isinstance(recorded, str) else None
 
 
 def current_outputs(config: Config, inputs: str) -> Path | None:

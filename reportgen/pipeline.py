@@ -54,6 +54,27 @@ class Result:
     layout = property(lambda self: self.run.layout)
     timings = property(lambda self: self.run.timings)
 
+    def _repr_html_(self) -> str:
+        """The run as a compact summary in a notebook (:mod:`reportgen.notebook`)."""
+        import json
+
+        from .notebook import jpeg_uri, summary_html
+
+        index = {path: i for i, path in enumerate(self.run.images.path)}
+
+        def thumbnail(path: str) -> str | None:
+            if path not in index:
+                return None
+            import io
+
+            from PIL import Image
+
+            with Image.open(io.BytesIO(self.run.images.thumbnails[index[path]])) as im:
+                return jpeg_uri(im.convert("RGB"))
+
+        summary = json.loads(self.outputs.summary.read_text(encoding="utf-8"))
+        return summary_html(summary, self.outputs.report, thumbnail)
+
 
 def build_report(config: Config | str | os.PathLike[str], *, inputs: str | None = None, **options: object) -> Result:
     """Turn a folder of images into report.html, assignments.csv and summary.json.

@@ -58,7 +58,7 @@ def write_outputs(run: Run, inputs: str) -> Outputs:
         outputs.report.name: html.encode("utf-8"),
         outputs.summary.name: (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
     }
-    files[STATE_FILE] = state(inputs, files)  # last: a set is only current once its state names it
+    files[STATE_FILE] = state(inputs, files, run.config.data_dir)  # last: a set is only current once its state names it
     write_together(out, files)
     log.info(
         "wrote %s (%.1f MB), %s and %s", outputs.report, len(html) / 1e6, outputs.assignments.name, outputs.summary.name
