@@ -9,6 +9,7 @@ the CLI and the Python API refuse the same values, with the same one-line messag
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import numbers
 import os
@@ -210,6 +211,17 @@ class Config:
         cli_type=str,
         max_chars=200,
     )
+    export_folders: str | None = option(
+        None,
+        "also write clusters/<id>-<name>/ in the out folder with a link to (or a copy of) each cluster's images",
+        choices=("link", "copy"),
+    )
+    save_embeddings: str | None = option(
+        None,
+        "also write the vectors: embeddings.parquet (path, label, cluster, vector, reduced; needs pyarrow) or "
+        "embeddings.npy, embeddings_reduced.npy and embeddings.csv",
+        choices=("parquet", "npy"),
+    )
     progress: bool = option(True, "show progress bars", cli=False, recorded=False, shapes_outputs=False)
     config_file: Path | None = option(
         None,
@@ -239,6 +251,10 @@ class Config:
             stack.check(self.backbone)
         except BackboneError as exc:
             raise InvalidOptionError(f"--features: {exc}") from None
+        if self.save_embeddings == "parquet" and importlib.util.find_spec("pyarrow") is None:
+            raise InvalidOptionError(
+                "--save-embeddings parquet needs pyarrow: pip install 'reportgen[parquet]'; or --save-embeddings npy"
+            )
         if self.ensemble_features is not None:
             try:
                 stack.check(self.ensemble_features)

@@ -21,6 +21,7 @@ from .config import Config
 from .discover import discover
 from .explain import NONE as NO_MAPS
 from .explain import Explanations, check_layer, explain
+from .exports import export
 from .extract import Embeddings, extract
 from .freshness import fingerprint, versions
 from .maps import Map2D, project_2d
@@ -116,6 +117,7 @@ def build_report(config: Config | str | os.PathLike[str], *, inputs: str | None 
 
     run = assemble(config, embeddings, reduced, k_selection, clustering, analysis, layout, timings, explanations)
     outputs = write_outputs(run, inputs)
+    export(run, embeddings.features)  # --export-folders, --save-embeddings
     return Result(run, outputs, embeddings)
 
 

@@ -31,8 +31,8 @@ def _bad_values(f: dataclasses.Field[Any]) -> tuple[list[str], list[object]]:
     path that does not exist (filled in by :func:`_fill`).
     """
     meta, kind = f.metadata, value_kind(f.name)
-    if meta["choices"] is not None:
-        return ["no-such-choice", ""], ["no-such-choice", 3, None]
+    if meta["choices"] is not None:  # None is "not set" for a choice that is off by default
+        return ["no-such-choice", ""], ["no-such-choice", 3, *([None] if f.default is not None else [])]
     if kind is bool:
         return [], ["yes", 1, None]  # on the command line a flag without a value: nothing to get wrong
     if kind is int or kind is float:
