@@ -300,16 +300,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_data_dir(config.data_dir)  # before the backbone is resolved (a network probe) and the folder walked
         inputs = fingerprint(config)  # one folder walk, shared by the check and the build
         kept = None if args.force else current_outputs(config, inputs)
-        if kept is not None:
-            logging.getLogger(__name__).info("nothing changed since %s was written: kept it (--force rebuilds)", kept)
-            report = kept
-        else:
+        if kept is None:
             from .pipeline import build_report  # the scientific libraries load only when something is built
 
-            report = build_report(config, inputs=inputs).outputs.report
+            report = build_report(config, inputs=inputs, force=args.force).outputs.report
     except ReportgenError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return EXIT_USAGE
-    if not args.quiet:
+    if kept is not None:  # one line, even with -q: a scheduled job's log says the run was a no-op
+        sys.stderr.write(f"Unchanged since the last run: kept {kept} (--force rebuilds)\n")
+    elif not args.quiet:
         sys.stderr.write(f"Report: {report}\n")
     return 0

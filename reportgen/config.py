@@ -222,6 +222,14 @@ class Config:
         "embeddings.npy, embeddings_reduced.npy and embeddings.csv",
         choices=("parquet", "npy"),
     )
+    keep: int = option(
+        20,
+        "runs kept under history/ in the out folder (default %(default)s; 0 keeps none)",
+        metavar="N",
+        minimum=0,
+        maximum=10_000,
+        shapes_outputs=False,
+    )
     progress: bool = option(True, "show progress bars", cli=False, recorded=False, shapes_outputs=False)
     config_file: Path | None = option(
         None,

@@ -28,6 +28,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .config import Config, options_shaping_outputs
+from .errors import InvalidOptionError
 from .extract.stack import resolve_stack
 from .fsutil import template_dir
 
@@ -76,6 +77,17 @@ def state(inputs: str, files: dict[str, bytes], data_dir: Path | None = None) ->
     if data_dir is not None:
         record["data_dir"] = str(data_dir.resolve())
     return json.dumps(record, indent=2).encode("utf-8")
+
+
+def check_out_dir(config: Config, force: bool) -> None:
+    """Refuse (one line) an out folder whose outputs were built from another data folder, unless ``force``: a
+    scheduled job pointed at the wrong folder must not overwrite another dataset's report and history."""
+    recorded = recorded_data_dir(config.out_dir)
+    if recorded is not None and recorded != config.data_dir.resolve() and not force:
+        raise InvalidOptionError(
+            f"'{config.out_dir}' holds the report of another data folder, '{recorded}'; choose another --out, "
+            "or --force to replace it"
+        )
 
 
 def recorded_data_dir(out: Path) -> Path | None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from . import history
 from .analyze import Analysis, analyze
 from .choose_k import KSelection, choose_k
 from .cluster import ensemble
@@ -23,7 +24,8 @@ from .explain import NONE as NO_MAPS
 from .explain import Explanations, check_layer, explain
 from .exports import export
 from .extract import Embeddings, extract
-from .freshness import fingerprint, versions
+from .freshness import check_out_dir, fingerprint, versions
+from .history import History
 from .maps import Map2D, project_2d
 from .reduce import Reduced, reduce
 from .report import Outputs, write_outputs
@@ -77,7 +79,9 @@ class Result:
         return summary_html(summary, self.outputs.report, thumbnail)
 
 
-def build_report(config: Config | str | os.PathLike[str], *, inputs: str | None = None, **options: object) -> Result:
+def build_report(
+    config: Config | str | os.PathLike[str], *, inputs: str | None = None, force: bool = False, **options: object
+) -> Result:
     """Turn a folder of images into report.html, assignments.csv and summary.json.
 
     Parameters
@@ -85,6 +89,7 @@ def build_report(config: Config | str | os.PathLike[str], *, inputs: str | None 
     config : a :class:`Config`, or the data folder.
     inputs : the :func:`freshness.fingerprint` of the final config when the caller has just computed it (the
         CLI does, to decide whether to build at all); by default it is computed here.
+    force : replace the outputs of another data folder in ``out_dir`` (otherwise refused).
     **options : any :class:`Config` field, overriding ``config``.
 
     Returns
@@ -96,6 +101,7 @@ def build_report(config: Config | str | os.PathLike[str], *, inputs: str | None 
     if inputs is None:
         inputs = fingerprint(config)  # what the outputs depend on: a rerun with the same one can keep them
 
+    check_out_dir(config, force)  # never overwrite another data folder's report and history by mistake
     check_layer(config)  # --explain-layer, before any work
     with _timed("discover", timings):
         images = discover(config)
@@ -115,7 +121,8 @@ def build_report(config: Config | str | os.PathLike[str], *, inputs: str | None 
     with _timed("map", timings):
         layout = project_2d(reduced, config)
 
-    run = assemble(config, embeddings, reduced, k_selection, clustering, analysis, layout, timings, explanations)
+    past = history.read(config.out_dir)  # the runs kept before this one (their trend, and what was skipped)
+    run = assemble(config, embeddings, reduced, k_selection, clustering, analysis, layout, timings, explanations, past)
     outputs = write_outputs(run, inputs)
     export(run, embeddings.features)  # --export-folders, --save-embeddings
     return Result(run, outputs, embeddings)
@@ -131,6 +138,7 @@ def assemble(
     layout: Map2D,
     timings: dict[str, float],
     explanations: Explanations | None = None,
+    past: History | None = None,
 ) -> Run:
     """The Run record of the stage results: what every output reads."""
     images = embeddings.images
@@ -150,6 +158,7 @@ def assemble(
             *([layout.note] if layout.note else []),
             *([ensemble.note(clustering.combined)] if clustering.combined else []),
             *([explanations.note] if explanations is not None and explanations.note else []),
+            *(past.notes if past is not None else ()),
         ),
     )
     extraction = Extraction(
@@ -184,6 +193,7 @@ def assemble(
         layout=layout,
         config=config,
         explanations=explanations or NO_MAPS,
+        history=past or History(),
     )
 
 

@@ -24,6 +24,7 @@ from .discover import Skipped
 from .explain import NONE as NO_MAPS
 from .explain import Explanations
 from .extract.stack import FeatureBlock
+from .history import History
 from .maps import Map2D
 from .reduce import Reduced
 from .schema import encode, no_json
@@ -123,6 +124,7 @@ class Run:
     layout: Map2D = no_json()
     config: Config = no_json()
     explanations: Explanations = NO_MAPS  # summary.json "explanations"
+    history: History = History()  # the runs kept in the out folder before this one
 
     def summary(self, **extra: Any) -> dict[str, Any]:
         """summary.json's content: ``schema_version``, the record, and ``extra`` top-level keys."""

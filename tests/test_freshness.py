@@ -52,7 +52,10 @@ def test_an_unchanged_rerun_keeps_the_outputs_and_says_so(
     capsys.readouterr()
     assert main([str(folder), "-o", str(out), "--backbone", "efficientnet-lite0", "--cache-dir", str(cache)]) == 0
     assert _written(out) == before
-    assert "nothing changed since" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err == f"Unchanged since the last run: kept {out / 'report.html'} (--force rebuilds)\n"  # one line
+    assert main([str(folder), "-o", str(out), "--backbone", "efficientnet-lite0", "--cache-dir", str(cache), "-q"]) == 0
+    assert capsys.readouterr().err.startswith("Unchanged since the last run")  # even -q says it: cron logs it
     # --workers and --batch-size do not change the outputs, so they do not force a rebuild either
     _run(folder, out, cache, "--workers", "0", "--batch-size", "3")
     assert _written(out) == before

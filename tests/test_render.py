@@ -144,12 +144,14 @@ def test_a_failed_render_keeps_the_previous_report(tmp_path: Path, monkeypatch: 
         _write(tmp_path)
     assert out.report.read_bytes() == before
     names = sorted(p.name for p in out.report.parent.iterdir())
-    assert names == [".reportgen-state.json", "assignments.csv", "report.html", "summary.json"]
+    assert names == [".reportgen-state.json", "assignments.csv", "history", "report.html", "summary.json"]
+    assert len(list((out.report.parent / "history").iterdir())) == 1  # the failed run kept nothing
 
 
 def test_a_failed_write_leaves_the_previous_set_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out, _ = _write(tmp_path)
-    before = {p.name: p.read_bytes() for p in out.report.parent.iterdir()}
+    files = lambda: {p.name: p.read_bytes() for p in out.report.parent.rglob("*") if p.is_file()}  # noqa: E731
+    before = files()
     real_fdopen = os.fdopen
     opened = []
 
@@ -162,7 +164,7 @@ def test_a_failed_write_leaves_the_previous_set_whole(tmp_path: Path, monkeypatc
     monkeypatch.setattr(os, "fdopen", fail_on_third)
     with pytest.raises(OSError):
         _write(tmp_path, title="another title")
-    assert {p.name: p.read_bytes() for p in out.report.parent.iterdir()} == before  # no temporary file left
+    assert files() == before  # no temporary file left, and no history entry for the failed run
 
 
 def test_templates_ship_beside_the_code() -> None:

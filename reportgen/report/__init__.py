@@ -13,11 +13,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import history
 from ..explain.overlay import Overlays
 from ..freshness import STATE_FILE, state
 from ..fsutil import write_together
 from ..run import Run
-from . import dendrogram  # noqa: E402, F401  (registers its section)
+from . import dendrogram, trend  # noqa: E402, F401  (register their sections)
 from .budget import Budget, Thumbs, plan_budget, step_down
 from .page import render_html
 from .sections import SECTIONS, Section, applicable, register_section
@@ -60,6 +61,7 @@ def write_outputs(run: Run, inputs: str) -> Outputs:
     }
     files[STATE_FILE] = state(inputs, files, run.config.data_dir)  # last: a set is only current once its state names it
     write_together(out, files)
+    history.record(out, files, run.provenance.generated, run.config.keep)
     log.info(
         "wrote %s (%.1f MB), %s and %s", outputs.report, len(html) / 1e6, outputs.assignments.name, outputs.summary.name
     )

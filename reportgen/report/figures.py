@@ -269,3 +269,30 @@ def dendrogram(tree: list[list[float]], leaf_classes: list[str | None], classes:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return to_data_uri(fig)
+
+
+def trend_plot(dates: list[str], ks: list[int], nmis: list[float | None], counts: list[int]) -> str:
+    """K, NMI (when the runs had labels) and the image count over the kept runs, oldest first."""
+    series = [("K", ks), ("NMI", nmis), ("images", counts)]
+    series = [(name, values) for name, values in series if any(v is not None for v in values)]
+    fig, axes = plt.subplots(1, len(series), figsize=(3.2 * len(series), 2.3), dpi=DPI, squeeze=False)
+    x = np.arange(len(dates))
+    for ax, (name, values) in zip(axes[0], series, strict=True):
+        y = np.array([np.nan if v is None else v for v in values], dtype=float)
+        ax.plot(x, y, marker="o", color=ACCENT, lw=1.5, ms=4)
+        ax.plot(x[-1:], y[-1:], marker="o", color=MARK, ms=6)  # this run
+        ax.set_title(name, fontsize=9)
+        if name == "NMI":
+            ax.set_ylim(0, 1.02)
+        else:  # whole numbers: at least a few units of range, so a flat line reads as flat
+            lo, hi = float(np.nanmin(y)), float(np.nanmax(y))
+            pad = max(1.0, 0.1 * (hi - lo))
+            ax.set_ylim(max(lo - pad, 0), hi + pad)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+        ax.set_xticks([0, len(x) - 1] if len(x) > 1 else [0])
+        ax.set_xticklabels([dates[0], dates[-1]] if len(x) > 1 else [dates[0]], fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return to_data_uri(fig)
