@@ -38,6 +38,7 @@ A rerun over unchanged images and options keeps the outputs (--force rebuilds).
   reportgen compare photos/ --features A B --methods kmeans hdbscan --seeds 5
                                         compares feature specs and methods (compare.html)
   reportgen init photos/                writes reportgen.toml, every option with its default
+  reportgen diff old-out/ out/          what changed between two runs (diff.html, diff.json)
   reportgen --config reportgen.toml     runs with those settings (flags given here win)
 """
 
@@ -278,7 +279,30 @@ def _recommended(path: Path, argv: Sequence[str]) -> dict[str, object]:
     return {"backbone": cell["features"], "method": cell["method"], "linkage": data.get("linkage", "ward")}
 
 
-COMMANDS = {"layers": layers, "backbones": backbones, "compare": compare, "init": init}
+def diff(argv: Sequence[str]) -> int:
+    """``reportgen diff OLD_OUT NEW_OUT``: what changed between two runs, as diff.html and diff.json."""
+    p = _Parser(
+        prog="reportgen diff",
+        description="What changed between two runs' outputs: images added, removed, changed and moved, clusters new, "
+        "gone, merged or split, K and the scores (diff.html, diff.json).",
+    )
+    p.add_argument("old", metavar="OLD_OUT", help="the out folder (or a history/ entry) of the earlier run")
+    p.add_argument("new", metavar="NEW_OUT", help="the out folder (or a history/ entry) of the later run")
+    p.add_argument("-o", "--out", default="reportgen-diff", metavar="DIR", help="where to write (default: %(default)s)")
+    args = p.parse_args(argv)
+    try:
+        from .diff import write_diff
+
+        changes, page = write_diff(Path(args.old), Path(args.new), Path(args.out))
+    except ReportgenError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return EXIT_USAGE
+    counts = ", ".join(f"{v if v is not None else 'n/a'} {k.replace('_', ' ')}" for k, v in changes.counts.items())
+    sys.stderr.write(f"{counts}\nDiff: {page}\n")
+    return 0
+
+
+COMMANDS = {"layers": layers, "backbones": backbones, "compare": compare, "init": init, "diff": diff}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

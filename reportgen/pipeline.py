@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from . import history
+from . import diff, history
 from .analyze import Analysis, analyze
 from .choose_k import KSelection, choose_k
 from .cluster import ensemble
@@ -24,7 +24,7 @@ from .explain import NONE as NO_MAPS
 from .explain import Explanations, check_layer, explain
 from .exports import export
 from .extract import Embeddings, extract
-from .freshness import check_out_dir, fingerprint, versions
+from .freshness import check_out_dir, fingerprint, recorded_data_dir, versions
 from .history import History
 from .maps import Map2D, project_2d
 from .reduce import Reduced, reduce
@@ -122,7 +122,11 @@ def build_report(
         layout = project_2d(reduced, config)
 
     past = history.read(config.out_dir)  # the runs kept before this one (their trend, and what was skipped)
+    same_folder = recorded_data_dir(config.out_dir) == config.data_dir.resolve()
+    previous = diff.read(config.out_dir) if same_folder else None  # the outputs this run replaces
     run = assemble(config, embeddings, reduced, k_selection, clustering, analysis, layout, timings, explanations, past)
+    if previous is not None:  # what changed since then
+        run = replace(run, changes=diff.compare(previous, diff.Snapshot(run.summary(), run.images.table())))
     outputs = write_outputs(run, inputs)
     export(run, embeddings.features)  # --export-folders, --save-embeddings
     return Result(run, outputs, embeddings)
@@ -210,6 +214,7 @@ def _images(embeddings: Embeddings, clustering: Clustering, analysis: Analysis) 
         distance=clustering.distances.astype(float).round(6),
         top1_class=analysis.top1,
         top1_prob=embeddings.top5_prob[:, 0].astype(float).round(6) if has_top else [float("nan")] * len(within),
+        content_hash=embeddings.hashes or ("",) * len(within),  # no hashes: embeddings made without files
         top5_index=embeddings.top5_index,
         top5_prob=embeddings.top5_prob,
         categories=embeddings.categories,

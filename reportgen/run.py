@@ -20,6 +20,7 @@ from .analyze.clusters import predictions_of
 from .choose_k import KSelection
 from .cluster.stage import Clustering
 from .config import Config
+from .diff import Changes
 from .discover import Skipped
 from .explain import NONE as NO_MAPS
 from .explain import Explanations
@@ -33,7 +34,9 @@ SCHEMA_VERSION = 3  # 1: summary.json before it had a schema (the freshness stat
 # 3: oddballs are images that look like another class (n_oddballs, oddballs, is_oddball), within-class "meaningful"
 # also needs the class to be broad
 # assignments.csv, one row per image, in this column order (a public interface).
-ASSIGNMENT_COLUMNS = ("path", "label", "cluster", "within_cluster", "is_oddball", "distance", "top1_class", "top1_prob")
+ASSIGNMENT_COLUMNS = (
+    "path", "label", "cluster", "within_cluster", "is_oddball", "distance", "top1_class", "top1_prob", "content_hash"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class Images:
     distance: np.ndarray  # to the own cluster's centre, rounded to 6 decimals
     top1_class: tuple[str, ...]  # "" when the backbone has no classifier head
     top1_prob: np.ndarray
+    content_hash: tuple[str, ...]  # each file's content digest (the cache key): what a diff calls changed
     top5_index: np.ndarray = no_json()  # int N x 5 (N x 0 without a head)
     top5_prob: np.ndarray = no_json()
     categories: tuple[str, ...] = no_json()
@@ -125,6 +129,7 @@ class Run:
     config: Config = no_json()
     explanations: Explanations = NO_MAPS  # summary.json "explanations"
     history: History = History()  # the runs kept in the out folder before this one
+    changes: Changes | None = None  # what changed since the outputs this run replaced (summary.json "changes")
 
     def summary(self, **extra: Any) -> dict[str, Any]:
         """summary.json's content: ``schema_version``, the record, and ``extra`` top-level keys."""

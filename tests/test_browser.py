@@ -274,6 +274,18 @@ def test_a_tile_switches_between_the_photo_and_its_heat_maps(browser, reports: d
     page.close()
 
 
+def test_the_diff_page_opens_cleanly(browser, reports: dict[str, Path], tmp_path: Path) -> None:  # noqa: ANN001
+    from reportgen.cli import main
+
+    out = reports["sample"].parent
+    assert main(["diff", str(out), str(out), "-o", str(tmp_path / "diff")]) == 0
+    page, events = _open(browser, tmp_path / "diff" / "diff.html")
+    text = page.locator("main").inner_text()
+    assert "nothing changed" in text and "0 added · 0 removed · 0 changed" in text
+    assert events == {"console": [], "requests": [], "dialogs": []}
+    page.close()
+
+
 def test_the_compare_page_opens_cleanly(browser, labeled_dir: Path, tmp_path: Path) -> None:  # noqa: ANN001
     from reportgen.cli import main
 

@@ -72,7 +72,7 @@ def test_unknown_method_is_one_line_before_any_work(tmp_path: Path, capsys: pyte
 
 
 def test_registering_after_an_unknown_section_names_the_sections(registries: None) -> None:
-    with pytest.raises(ValueError, match="no report section 'nope'; sections are: summary, choose-k"):
+    with pytest.raises(ValueError, match="no report section 'nope'; sections are: summary, since-last-run, choose-k"):
         register_section(Section("x", "X", "/tmp/x.html"), after="nope")
 
 

@@ -77,6 +77,7 @@ def test_outputs_hold_the_same_results(tmp_path: Path) -> None:
         "distance",
         "top1_class",
         "top1_prob",
+        "content_hash",  # added last: the older columns keep their places
     ]
     assert len(rows) == 24
     summary = json.loads(out.summary.read_text(encoding="utf-8"))

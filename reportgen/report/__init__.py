@@ -18,7 +18,7 @@ from ..explain.overlay import Overlays
 from ..freshness import STATE_FILE, state
 from ..fsutil import write_together
 from ..run import Run
-from . import dendrogram, trend  # noqa: E402, F401  (register their sections)
+from . import changes, dendrogram, trend  # noqa: E402, F401  (register their sections)
 from .budget import Budget, Thumbs, plan_budget, step_down
 from .page import render_html
 from .sections import SECTIONS, Section, applicable, register_section
