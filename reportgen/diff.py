@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 
 MATERIAL = 0.25  # a share of a cluster's shared images that counts as a part of it, for merges and splits
-SHOWN_MOVES = 48  # moved images shown with thumbnails (all are listed in diff.json)
 
 
 @dataclass(frozen=True)
@@ -209,7 +208,7 @@ def write_diff(old_dir: Path, new_dir: Path, out: Path) -> tuple[Changes, Path]:
     from .errors import ReportgenError
     from .freshness import recorded_data_dir
     from .fsutil import write_together
-    from .notebook import jpeg_uri
+    from .notebook import file_uri
     from .report.page import environment
 
     snapshots = []
@@ -223,16 +222,7 @@ def write_diff(old_dir: Path, new_dir: Path, out: Path) -> tuple[Changes, Path]:
     data_dir = recorded_data_dir(new_dir)
 
     def thumb(path: str) -> str | None:
-        if data_dir is None:
-            return None
-        try:
-            from PIL import Image
-
-            with Image.open(data_dir / path) as im:
-                im.draft("RGB", (160, 160))
-                return jpeg_uri(im.convert("RGB"), 96)
-        except (OSError, ValueError):
-            return None
+        return file_uri(data_dir, path, 96)
 
     from .fsutil import template_dir
     from .report.changes import ROWS, SHOWN, events

@@ -44,16 +44,7 @@ class Finished:
         return summary_html(self.summary, self.report, self._thumbnail)
 
     def _thumbnail(self, path: str) -> str | None:
-        if self.data_dir is None:
-            return None
-        try:
-            from PIL import Image
-
-            with Image.open(self.data_dir / path) as im:
-                im.draft("RGB", (STRIP_PX * 2, STRIP_PX * 2))
-                return jpeg_uri(im.convert("RGB"))
-        except (OSError, ValueError):
-            return None
+        return file_uri(self.data_dir, path)
 
 
 def load(out_dir: str | Path) -> Finished:
@@ -84,6 +75,21 @@ def jpeg_uri(im: Any, px: int = STRIP_PX) -> str:  # noqa: ANN401 - a PIL image
     buf = io.BytesIO()
     im.save(buf, format="JPEG", quality=75)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def file_uri(folder: Path | None, path: str, px: int = STRIP_PX) -> str | None:
+    """The image ``folder/path`` shrunk to ``px`` as a JPEG data URI, or ``None`` when there is no folder or the file
+    cannot be read any more."""
+    if folder is None:
+        return None
+    try:
+        from PIL import Image
+
+        with Image.open(folder / path) as im:
+            im.draft("RGB", (px * 2, px * 2))
+            return jpeg_uri(im.convert("RGB"), px)
+    except (OSError, ValueError):
+        return None
 
 
 def summary_html(summary: dict[str, Any], report: Path, thumbnail: Callable[[str], str | None]) -> str:

@@ -24,7 +24,7 @@ from .explain import NONE as NO_MAPS
 from .explain import Explanations, check_layer, explain
 from .exports import export
 from .extract import Embeddings, extract
-from .freshness import check_out_dir, fingerprint, recorded_data_dir, versions
+from .freshness import check_out_dir, fingerprint, versions
 from .history import History
 from .maps import Map2D, project_2d
 from .reduce import Reduced, reduce
@@ -61,19 +61,14 @@ class Result:
         """The run as a compact summary in a notebook (:mod:`reportgen.notebook`)."""
         import json
 
-        from .notebook import jpeg_uri, summary_html
+        from .notebook import STRIP_PX, summary_html
+        from .report.budget import Thumbs
 
         index = {path: i for i, path in enumerate(self.run.images.path)}
+        thumbs = Thumbs(self.run.images.thumbnails)
 
         def thumbnail(path: str) -> str | None:
-            if path not in index:
-                return None
-            import io
-
-            from PIL import Image
-
-            with Image.open(io.BytesIO(self.run.images.thumbnails[index[path]])) as im:
-                return jpeg_uri(im.convert("RGB"))
+            return thumbs.uri(index[path], STRIP_PX) if path in index else None
 
         summary = json.loads(self.outputs.summary.read_text(encoding="utf-8"))
         return summary_html(summary, self.outputs.report, thumbnail)
@@ -101,7 +96,7 @@ def build_report(
     if inputs is None:
         inputs = fingerprint(config)  # what the outputs depend on: a rerun with the same one can keep them
 
-    check_out_dir(config, force)  # never overwrite another data folder's report and history by mistake
+    same_folder = check_out_dir(config, force)  # never overwrite another data folder's report and history by mistake
     check_layer(config)  # --explain-layer, before any work
     with _timed("discover", timings):
         images = discover(config)
@@ -122,7 +117,6 @@ def build_report(
         layout = project_2d(reduced, config)
 
     past = history.read(config.out_dir)  # the runs kept before this one (their trend, and what was skipped)
-    same_folder = recorded_data_dir(config.out_dir) == config.data_dir.resolve()
     previous = diff.read(config.out_dir) if same_folder else None  # the outputs this run replaces
     run = assemble(config, embeddings, reduced, k_selection, clustering, analysis, layout, timings, explanations, past)
     if previous is not None:  # what changed since then
