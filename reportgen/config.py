@@ -70,6 +70,7 @@ class Config:
         "'reportgen layers BACKBONE' lists the layers",
         flags=("--features", "--backbone"),
         metavar="SPEC",
+        shapes_clusters=True,
     )
     weights: Path | str | None = option(
         None,
@@ -78,22 +79,29 @@ class Config:
         cli_type=Path,
         path="file",
         keywords=("random",),
+        shapes_clusters=True,
     )
-    method: str = option("kmeans", "clustering method (default: %(default)s)", choices=_method_choices)
+    method: str = option(
+        "kmeans", "clustering method (default: %(default)s)", choices=_method_choices, shapes_clusters=True
+    )
     ensemble_features: str | None = option(
         None,
         "feature specs --method ensemble combines with the report's own, as a stack A+B (default: two earlier "
         "layers of the backbone)",
         metavar="SPEC",
         cli_type=str,
+        shapes_clusters=True,
     )
     linkage: str = option(
         "ward",
         "how --method agglomerative merges: ward on the vectors, or average or complete linkage of cosine distances "
         "(default: %(default)s)",
         choices=("ward", "average", "complete"),
+        shapes_clusters=True,
     )
-    k: int | None = option(None, "use N global clusters instead of choosing K", metavar="N", minimum=1, cli_type=int)
+    k: int | None = option(
+        None, "use N global clusters instead of choosing K", metavar="N", minimum=1, cli_type=int, shapes_clusters=True
+    )
     # K=1 is a legitimate --k but not a sweep's start: the criteria compare 2+ clusters (the silhouette crashed at 1).
     k_min: int = option(
         2,
@@ -101,8 +109,11 @@ class Config:
         metavar="N",
         minimum=2,
         why="the sweep compares 2 or more clusters; --k 1 asks for one cluster",
+        shapes_clusters=True,
     )
-    k_max: int = option(15, "largest K tried (default %(default)s, capped by the data)", metavar="N", minimum=2)
+    k_max: int = option(
+        15, "largest K tried (default %(default)s, capped by the data)", metavar="N", minimum=2, shapes_clusters=True
+    )
     within_k: int = option(
         2, "sub-clusters per class (default %(default)s)", metavar="N", minimum=2, maximum=WITHIN_K_MAX
     )
@@ -111,15 +122,23 @@ class Config:
     )
     # 4096 is the widest built-in feature (vgg16); PCA keeps at most the data's own width anyway.
     pca_dims: int = option(
-        50, "PCA components (default %(default)s, capped by the data)", metavar="N", minimum=1, maximum=4096
+        50,
+        "PCA components (default %(default)s, capped by the data)",
+        metavar="N",
+        minimum=1,
+        maximum=4096,
+        shapes_clusters=True,
     )
     power_norm: bool = option(
         True,
         "skip the signed square root before L2-normalising (the classic lab's plain L2 + PCA)",
         flags=("--no-power-norm",),
         negate=True,
+        shapes_clusters=True,
     )
-    seed: int = option(0, "random seed (default %(default)s)", metavar="N", minimum=0, maximum=SEED_MAX)
+    seed: int = option(
+        0, "random seed (default %(default)s)", metavar="N", minimum=0, maximum=SEED_MAX, shapes_clusters=True
+    )
     device: str = option(
         "auto",
         "where the model runs (default %(default)s: CUDA when torch sees a device)",
@@ -218,6 +237,10 @@ class Config:
         "embeddings.npy, embeddings_reduced.npy and embeddings.csv",
         choices=("parquet", "npy"),
     )
+    renumber: bool = option(
+        False,
+        "number the clusters by size (0 the largest) instead of keeping the ids of the last run's clusters they match",
+    )
     keep: int = option(
         20,
         "runs kept under history/ in the out folder (default %(default)s; 0 keeps none)",
@@ -299,6 +322,12 @@ class Config:
                 value = list(value)
             out[f.name] = value
         return out
+
+    def cluster_settings(self) -> dict[str, Any]:
+        """The recorded ``parameters`` that shape the clusters: a rerun keeps the last run's cluster ids only when
+        they are the same (:mod:`reportgen.identity`)."""
+        shaping = {f.name for f in fields(self) if f.metadata["shapes_clusters"]}
+        return {name: value for name, value in self.parameters().items() if name in shaping}
 
     @classmethod
     def coerce(cls, config: Config | str | os.PathLike[str], **overrides: object) -> Config:

@@ -8,8 +8,10 @@ Both the report's "Since the last run" section (the out folder's previous output
   run, **changed** when both runs have it with another content hash (assignments.csv ``content_hash``; runs
   written before that column say nothing about changes).
 * Clusters are numbered by size in each run, so the two runs' clusters are first **matched**: the Hungarian
-  assignment (scipy) maximising the images they share. A shared image **moved** when its new cluster is not the
-  match of its old one (images in no cluster, -1, match each other).
+  assignment (scipy) maximising the images they share. When the new run carried the old one's ids over
+  (:mod:`reportgen.identity`, summary.json ``cluster_ids.follows``), an id is the same cluster in both. A shared
+  image **moved** when its new cluster is not the match of its old one (images in no cluster, -1, match each
+  other).
 * A new cluster that receives at least ``MATERIAL`` of its shared images from each of two old clusters **merged**
   them; an old cluster that sends at least ``MATERIAL`` of its shared images to each of two new clusters was
   **split**. A cluster without a match is **new** (in the new run) or **gone** (from the old one).
@@ -126,7 +128,10 @@ def compare(old: Snapshot, new: Snapshot) -> Changes:
     new_c = b.loc[shared, "cluster"].astype(int).to_numpy()
     old_ids = sorted(set(a["cluster"].astype(int)))
     new_ids = sorted(set(b["cluster"].astype(int)))
-    matches = _match(old_c, new_c, old_ids, new_ids)
+    if follows(old.summary, new.summary):  # the new run carried the old one's ids over: an id is its cluster
+        matches = {c: c for c in new_ids if c in old_ids}
+    else:
+        matches = match(old_c, new_c, old_ids, new_ids)
     moved = tuple(Move(p, int(o), int(n)) for p, o, n in zip(shared, old_c, new_c, strict=True) if matches.get(n) != o)
     merged, split = _merges_and_splits(old_c, new_c)
     return Changes(
@@ -142,17 +147,25 @@ def compare(old: Snapshot, new: Snapshot) -> Changes:
         before=headline(old.summary),
         after=headline(new.summary),
         old_generated=str(old.summary.get("generated", "")),
-        old_names=_names(old.summary),
+        old_names=cluster_names(old.summary),
     )
 
 
-def _names(summary: dict[str, Any]) -> dict[int, str]:
+def follows(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether the run of ``new`` carried its cluster ids over from the run of ``old`` (:mod:`reportgen.identity`)."""
+    record = new.get("cluster_ids")
+    if not isinstance(record, dict) or record.get("basis") != "previous":
+        return False
+    return bool(record.get("follows")) and record.get("follows") == old.get("generated")
+
+
+def cluster_names(summary: dict[str, Any]) -> dict[int, str]:
     clusters = summary.get("clusters")
     items = clusters.values() if isinstance(clusters, dict) else clusters if isinstance(clusters, list) else []
     return {int(c["cluster"]): str(c.get("name", "")) for c in items if isinstance(c, dict) and "cluster" in c}
 
 
-def _match(old_c: np.ndarray, new_c: np.ndarray, old_ids: Sequence[int], new_ids: Sequence[int]) -> dict[int, int]:
+def match(old_c: np.ndarray, new_c: np.ndarray, old_ids: Sequence[int], new_ids: Sequence[int]) -> dict[int, int]:
     """New cluster -> old cluster, the Hungarian assignment maximising shared images (pairs sharing none are not
     matched; the no-cluster groups, -1, match each other when both runs have one)."""
     from scipy.optimize import linear_sum_assignment
@@ -227,7 +240,7 @@ def write_diff(old_dir: Path, new_dir: Path, out: Path) -> tuple[Changes, Path]:
     from .fsutil import template_dir
     from .report.changes import ROWS, SHOWN, events
 
-    new_names = _names(new.summary)
+    new_names = cluster_names(new.summary)
     page = environment().get_template("diff.html").render(
         ch=changes, old=old, new=new, rows=ROWS, events=events(changes, new_names),
         moved=[(m, thumb(m.path)) for m in changes.moved[:SHOWN]], added=[(p, thumb(p)) for p in changes.added[:SHOWN]],

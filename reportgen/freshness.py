@@ -79,17 +79,22 @@ def state(inputs: str, files: dict[str, bytes], data_dir: Path | None = None) ->
     return json.dumps(record, indent=2).encode("utf-8")
 
 
-def check_out_dir(config: Config, force: bool) -> bool:
+def check_out_dir(config: Config, force: bool) -> str:
     """Refuse (one line) an out folder whose outputs were built from another data folder, unless ``force``: a
     scheduled job pointed at the wrong folder must not overwrite another dataset's report and history. Returns
-    whether the out folder holds a run of this data folder (the run it replaces is then compared with it)."""
+    what the out folder holds: ``"same"`` (a run of this data folder: the run it replaces is compared with it and
+    lends it its cluster ids), ``"other"`` (another data folder's run, replaced with ``force``) or ``"none"``."""
     recorded = recorded_data_dir(config.out_dir)
-    if recorded is not None and recorded != config.data_dir.resolve() and not force:
+    if recorded is None:
+        return "none"
+    if recorded == config.data_dir.resolve():
+        return "same"
+    if not force:
         raise InvalidOptionError(
             f"'{config.out_dir}' holds the report of another data folder, '{recorded}'; choose another --out, "
             "or --force to replace it"
         )
-    return recorded == config.data_dir.resolve()
+    return "other"
 
 
 def recorded_data_dir(out: Path) -> Path | None:

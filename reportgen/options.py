@@ -30,6 +30,7 @@ def option(
     cli: bool = True,
     recorded: bool = True,
     shapes_outputs: bool = True,
+    shapes_clusters: bool = False,
 ) -> Any:
     """A Config field with its CLI description.
 
@@ -54,6 +55,8 @@ def option(
     recorded : listed in summary.json ``parameters``.
     shapes_outputs : the outputs can depend on it, so the rerun fingerprint covers it (tests check that
         ``workers`` and ``batch_size`` do not change the outputs).
+    shapes_clusters : a cluster setting: a rerun keeps the last run's cluster ids only when every one is the same
+        (:mod:`reportgen.identity`).
     """
     meta = {name: value for name, value in locals().items() if name != "default"}  # every argument, by name
     meta["flags"] = tuple(flags)

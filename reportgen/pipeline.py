@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from . import diff, history
+from . import diff, history, identity
 from .analyze import Analysis, analyze
 from .choose_k import KSelection, choose_k
 from .cluster import ensemble
@@ -96,7 +96,7 @@ def build_report(
     if inputs is None:
         inputs = fingerprint(config)  # what the outputs depend on: a rerun with the same one can keep them
 
-    same_folder = check_out_dir(config, force)  # never overwrite another data folder's report and history by mistake
+    held = check_out_dir(config, force)  # never overwrite another data folder's report and history by mistake
     check_layer(config)  # --explain-layer, before any work
     with _timed("discover", timings):
         images = discover(config)
@@ -109,6 +109,9 @@ def build_report(
     with _timed("cluster", timings):
         method, combined = ensemble.bound(embeddings.images, config, embeddings.backbone)  # its other vectors
         clustering = cluster(reduced, k_selection.chosen_k, config, method, combined)
+    previous = diff.read(config.out_dir) if held == "same" else None  # the outputs this run replaces
+    # Matched clusters keep the last run's ids and names (same settings); the others are numbered by size.
+    clustering, lineage = identity.carry(clustering, embeddings.images.paths, previous, config, other=held == "other")
     with _timed("analyze", timings):
         analysis = analyze(embeddings, reduced, clustering, config, k_selection.second_opinion)
     with _timed("explain", timings):
@@ -117,8 +120,8 @@ def build_report(
         layout = project_2d(reduced, config)
 
     past = history.read(config.out_dir)  # the runs kept before this one (their trend, and what was skipped)
-    previous = diff.read(config.out_dir) if same_folder else None  # the outputs this run replaces
     run = assemble(config, embeddings, reduced, k_selection, clustering, analysis, layout, timings, explanations, past)
+    run = replace(run, lineage=lineage)
     if previous is not None:  # what changed since then
         run = replace(run, changes=diff.compare(previous, diff.Snapshot(run.summary(), run.images.table())))
     outputs = write_outputs(run, inputs)

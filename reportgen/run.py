@@ -26,6 +26,7 @@ from .explain import NONE as NO_MAPS
 from .explain import Explanations
 from .extract.stack import FeatureBlock
 from .history import History
+from .identity import FIRST, Lineage
 from .maps import Map2D
 from .reduce import Reduced
 from .schema import encode, no_json
@@ -130,6 +131,7 @@ class Run:
     explanations: Explanations = NO_MAPS  # summary.json "explanations"
     history: History = History()  # the runs kept in the out folder before this one
     changes: Changes | None = None  # what changed since the outputs this run replaced (summary.json "changes")
+    lineage: Lineage = field(default=Lineage("size", FIRST), metadata={"key": "cluster_ids"})  # where ids come from
 
     def summary(self, **extra: Any) -> dict[str, Any]:
         """summary.json's content: ``schema_version``, the record, and ``extra`` top-level keys."""

@@ -9,6 +9,8 @@
   var data = JSON.parse(document.getElementById("report-data").textContent);
   var viewer = document.getElementById("viewer");
   var tooltip = document.getElementById("tooltip");
+  var clusterNames = {};  // cluster id -> name
+  data.clusters.forEach(function (c) { clusterNames[c[0]] = c[1]; });
 
   function pct(p) { return Math.round(p * 100) + "%"; }
 
@@ -21,7 +23,7 @@
     if (!d) { return [fallback || ""]; }
     lines.push(d.p);
     if (d.l !== null) { lines.push("class: " + d.l); }
-    lines.push(d.c < 0 ? "not in any cluster" : "cluster " + d.c + ": " + data.clusters[d.c]);
+    lines.push(d.c < 0 ? "not in any cluster" : "cluster " + d.c + ": " + clusterNames[d.c]);
     lines.push("predictions: " + d.t.map(function (t) { return t[0] + " " + pct(t[1]); }).join(", "));
     if (d.o) { lines.push(d.l !== null ? "oddball: outside its class's main cluster" : "outlier: far from its cluster's centre"); }
     return lines;
@@ -190,13 +192,12 @@
     });
     var legend = document.querySelector('[data-legend="clusters"]');
     var classLegend = document.querySelector('[data-legend="classes"]');
-    data.clusters.forEach(function (name, c) {
-      var noise = data.noise && c === data.clusters.length - 1;
+    data.clusters.forEach(function (c) {
       var item = document.createElement("span");
       var sw = document.createElement("i");
-      sw.style.background = colour(noise ? -1 : c);
+      sw.style.background = colour(c[0]);
       item.appendChild(sw);
-      item.appendChild(document.createTextNode(noise ? name : c + ": " + name));
+      item.appendChild(document.createTextNode(c[0] < 0 ? c[1] : c[0] + ": " + c[1]));
       legend.appendChild(item);
     });
     data.classes.forEach(function (name, k) {

@@ -57,6 +57,8 @@ def test_a_rerun_with_no_change_keeps_every_cluster_and_moves_nothing(labeled_di
     assert changes is not None and changes.nothing
     assert changes.moved == () and changes.new_clusters == () and changes.gone_clusters == ()
     assert changes.matches == {c: c for c in range(first.run.chosen_k)}
+    assert again.run.lineage.basis == "previous" and again.run.lineage.kept == tuple(range(first.run.chosen_k))
+    assert again.run.lineage.new == () and again.run.lineage.renamed == ()
     assert again.run.images.cluster.tolist() == first.run.images.cluster.tolist()
     assert "nothing changed" in again.outputs.report.read_text(encoding="utf-8")
 

@@ -149,19 +149,20 @@ def test_many_catch_alls_are_one_finding_that_names_each() -> None:
     from reportgen.report.findings import _catch_alls
 
     sizes = [40, 30, 20, 10]
-    clusters = tuple(SimpleNamespace(size=n) for n in sizes)
+    ids = [7, 3, 9, 4]  # kept from an earlier run: a cluster's id is not its place in the list
+    clusters = tuple(SimpleNamespace(size=n, cluster=c) for n, c in zip(sizes, ids, strict=True))
     shared = [
         SharedCluster(c, f"mixed {c}", {"a": n // 4, "b": n // 4, "c": n // 4}, True, 5, ())
-        for c, n in enumerate(sizes[:3])
+        for c, n in zip(ids[:3], sizes[:3], strict=True)
     ]
     (one,) = _catch_alls(shared, clusters)
     assert one.startswith("3 of 4 clusters are catch-alls")
-    assert "cluster 0, 40 images of 5 classes (a (10), b (10), c (10); 10 more from 2 other classes)" in one
-    assert "cluster 2, 20 images of 5 classes" in one
+    assert "cluster 7, 40 images of 5 classes (a (10), b (10), c (10); 10 more from 2 other classes)" in one
+    assert "cluster 9, 20 images of 5 classes" in one
     two = _catch_alls(shared[:2], clusters)
     assert [s.split(":")[0] for s in two] == [
-        "Cluster 0 (mixed 0) is a catch-all",
-        "Cluster 1 (mixed 1) is a catch-all",
+        "Cluster 7 (mixed 7) is a catch-all",
+        "Cluster 3 (mixed 3) is a catch-all",
     ]
 
 
@@ -171,3 +172,21 @@ def test_a_class_split_evenly_names_every_tied_cluster() -> None:
     even = ClassSpread("goblins", 8, 0, 0.375, 3, (3, 3, 2))
     assert even.tied_clusters == (0, 1)
     assert ClassSpread("orcs", 16, 2, 0.62, 2, (0, 6, 10)).tied_clusters == (2,)
+    kept = ClassSpread("elves", 8, 5, 0.375, 3, (3, 3, 2), ids=(5, 2, 8))  # ids kept from an earlier run
+    assert kept.tied_clusters == (5, 2) and kept.tied_columns == (0, 1) and kept.majority_column == 0
+    noisy = ClassSpread("trolls", 9, -1, 0.6, 2, (0, 3, 6), noise=True, ids=(4, 1, -1))
+    assert noisy.tied_clusters == (-1,) and noisy.majority_column == 2
+
+
+def test_kept_names_stay_and_new_names_are_told_apart_from_them() -> None:
+    from reportgen.analyze.makeup import unique_names
+
+    # cluster ids 4 and 9 keep their names from the last run; the new cluster 12 would also be called "dogs"
+    names = unique_names(["dogs", "cats", "dogs"], ["beagle", "tabby", "pug"], [4, 9, 12], ["dogs", "cats", ""])
+    assert names == ["dogs", "cats", "dogs (pug)"]
+    assert unique_names(["dogs", "cats", "dogs"], ["", "", ""], [4, 9, 12], ["dogs", "", ""]) == [
+        "dogs",
+        "cats",
+        "dogs #12",
+    ]
+    assert unique_names(["a", "a"], ["", ""]) == ["a #0", "a #1"]  # without ids, the position

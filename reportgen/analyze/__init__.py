@@ -102,6 +102,10 @@ class Analysis:
     within_labels: np.ndarray = no_json()  # int N, -1 where the image's class was not split
     notes: tuple[str, ...] = no_json()
 
+    def cluster(self, cluster_id: int) -> ClusterInfo:
+        """The cluster whose id is ``cluster_id`` (-1: the group of images in no cluster)."""
+        return next(c for c in self.clusters if c.cluster == cluster_id)
+
 
 def analyze(
     embeddings: Embeddings, reduced: Reduced, clustering: Clustering, config: Config, runner_up_k: int | None = None

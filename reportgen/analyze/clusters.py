@@ -100,15 +100,21 @@ def cluster_infos(
             shown = makeup.labeled_montage(members, images.labels, dist, classes, MONTAGE_SIZE)
         else:
             classes = {}
-            name = makeup.prediction_name([(p.name, p.share) for p in preds]) if preds else f"cluster {c}"
+            name = (
+                makeup.prediction_name([(p.name, p.share) for p in preds])
+                if preds
+                else f"cluster {clustering.id_of(c)}"
+            )
             loose = makeup.is_loose(len(members), mean_size, silhouette, overall)
             shown = makeup.spread_montage(members, dist, MONTAGE_SIZE)
         parts.append((members, preds, silhouette, classes, name, loose, shown))
     hints = [preds[0].name if preds else "" for _, preds, *_ in parts]
-    names = makeup.unique_names([part[4] for part in parts], hints)
+    ids = clustering.cluster_ids
+    kept = [clustering.kept_name(c) for c in range(len(parts))]
+    names = makeup.unique_names([part[4] for part in parts], hints, ids, kept)
     return tuple(
         ClusterInfo(
-            cluster=c if c < clustering.k else NOISE,
+            cluster=ids[c],
             name=names[c],
             size=len(members),
             silhouette=silhouette,
@@ -144,7 +150,7 @@ def outliers(
         out.append(
             Outlier(
                 path=paths[i],
-                cluster=c,
+                cluster=clusters[c].cluster,
                 cluster_name=clusters[c].name,
                 distance=distance,
                 threshold=fence,

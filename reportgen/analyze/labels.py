@@ -61,11 +61,12 @@ def compare_with_labels(
         pd.Categorical(labels, categories=range(clustering.n_groups)),
         dropna=False,
     ).to_numpy()
-    spreads = tuple(_spread(cls, counts[j], clustering.n_noise > 0) for j, cls in enumerate(images.classes))
+    ids = clustering.cluster_ids  # the count matrix's columns: every group, the noise group last
+    spreads = tuple(_spread(cls, counts[j], ids) for j, cls in enumerate(images.classes))
     class_of = {cls: j for j, cls in enumerate(images.classes)}
     y_idx = np.array([class_of[v] for v in y])
     centres = np.stack([x[y_idx == j].mean(axis=0) for j in range(len(images.classes))])
-    home = np.array([s.majority_cluster % clustering.n_groups for s in spreads])[y_idx]
+    home = np.array([s.majority_column for s in spreads])[y_idx]  # each image's class's majority group
     evidence = label_evidence(x, y_idx, len(images.classes), seed)
     is_oddball = evidence.flagged()
     found = evidence.order(np.flatnonzero(is_oddball))
@@ -76,7 +77,6 @@ def compare_with_labels(
         _oddball(int(i), int(y_idx[i]), embeddings, evidence, x, clustering, clusters, centres, home, typical_of_class)
         for i in detailed
     )
-    ids = tuple(int(v) for v in clustering.public(np.arange(clustering.n_groups)))
     order = _column_order(counts[:, : clustering.k]) + tuple(range(clustering.k, clustering.n_groups))  # noise last
     matrix = CountMatrix(images.classes, ids, counts.astype(int), order)
     return Comparison(
@@ -107,7 +107,7 @@ def _oddball(
     images = embeddings.images
     classes = images.classes
     other = int(evidence.looks_like[i])
-    joined = int(clustering.public(clustering.labels[i : i + 1])[0])
+    joined = int(clustering.labels[i])
     d_class = float(np.linalg.norm(x[i] - centres[own]))
     d_cluster = float(clustering.distances[i])
     votes = evidence.votes[i]
@@ -120,9 +120,9 @@ def _oddball(
         classifier_margin=float(evidence.classifier_margin[i]),
         p_label=float(evidence.probabilities[i, own]),
         p_looks_like=float(evidence.probabilities[i, other]),
-        cluster=joined,
+        cluster=clusters[joined].cluster,
         cluster_name=clusters[joined].name,
-        class_cluster=int(clustering.public(home[i : i + 1])[0]),
+        class_cluster=clusters[int(home[i])].cluster,
         d_class=d_class,
         d_cluster=d_cluster,
         margin=d_class - d_cluster,
@@ -146,18 +146,19 @@ def label_metrics(y: np.ndarray, labels: np.ndarray) -> Metrics:
     )
 
 
-def _spread(label: str, row: np.ndarray, noise: bool) -> ClassSpread:
-    """``row``: the class's count per group, the noise group last when ``noise``."""
+def _spread(label: str, row: np.ndarray, ids: tuple[int, ...]) -> ClassSpread:
+    """``row``: the class's count per group, whose ids are ``ids`` (the noise group's, -1, last)."""
     size = int(row.sum())
     major = int(np.argmax(row))
     return ClassSpread(
         label=label,
         size=size,
-        majority_cluster=NOISE if noise and major == len(row) - 1 else major,
+        majority_cluster=ids[major],
         majority_share=float(row[major] / size) if size else 0.0,
         n_clusters=int((row > 0).sum()),
         counts=tuple(int(v) for v in row),
-        noise=noise,
+        noise=ids[-1] == NOISE,
+        ids=ids,
     )
 
 
@@ -194,5 +195,9 @@ def _shared(
                 )
                 for cls, _ in members
             )
-            shared.append(SharedCluster(c, clusters[c].name, dict(members), clusters[c].catch_all, len(ranked), parts))
+            shared.append(
+                SharedCluster(
+                    clusters[c].cluster, clusters[c].name, dict(members), clusters[c].catch_all, len(ranked), parts
+                )
+            )
     return tuple(shared)

@@ -81,10 +81,28 @@ def prediction_name(shares: Sequence[tuple[str, float]]) -> str:
     return ", ".join(f"{name} {share:.0%}" for name, share in shares[:2])
 
 
-def unique_names(names: list[str], hints: list[str]) -> list[str]:
-    """``names`` with repeats told apart: first by ``hints[c]`` (an ImageNet term), then by cluster number."""
-    hinted = [f"{name} ({hints[c]})" if names.count(name) > 1 and hints[c] else name for c, name in enumerate(names)]
-    return [f"{name} #{c}" if hinted.count(name) > 1 else name for c, name in enumerate(hinted)]
+def unique_names(
+    names: list[str], hints: list[str], ids: Sequence[int] | None = None, kept: Sequence[str] = ()
+) -> list[str]:
+    """``names`` with repeats told apart: first by ``hints[c]`` (an ImageNet term), then by cluster id ``ids[c]``
+    (default ``c``). A name in ``kept[c]`` (the previous run's, unique there) replaces ``names[c]`` as it is, and
+    the other names are told apart from it too."""
+    ids = list(range(len(names))) if ids is None else list(ids)
+    fixed = {name for name in kept if name}
+
+    def own(c: int) -> bool:
+        return c < len(kept) and bool(kept[c])
+
+    free = [name for c, name in enumerate(names) if not own(c)]
+    hinted = [
+        f"{name} ({hints[c]})" if (free.count(name) > 1 or name in fixed) and hints[c] else name
+        for c, name in enumerate(names)
+    ]
+    free = [name for c, name in enumerate(hinted) if not own(c)]
+    return [
+        kept[c] if own(c) else f"{name} #{ids[c]}" if free.count(name) > 1 or name in fixed else name
+        for c, name in enumerate(hinted)
+    ]
 
 
 def allocate(counts: Sequence[int], slots: int, required: Sequence[int]) -> list[int]:

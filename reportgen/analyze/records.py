@@ -46,14 +46,30 @@ class ClassSpread:
     n_clusters: int  # clusters holding at least one of its images
     counts: tuple[int, ...] = no_json()  # per cluster (the count matrix's row), the noise group last
     noise: bool = no_json(default=False)  # the last count is the group of images in no cluster (number -1)
+    ids: tuple[int, ...] = no_json(default=())  # the id of each count's cluster (empty: 0, 1, ..., -1 for noise)
+
+    @property
+    def column_ids(self) -> tuple[int, ...]:
+        if self.ids:
+            return self.ids
+        return tuple(-1 if self.noise and c == len(self.counts) - 1 else c for c in range(len(self.counts)))
+
+    @property
+    def majority_column(self) -> int:
+        """The position of the majority cluster in ``counts``."""
+        return self.column_ids.index(self.majority_cluster) if self.counts else 0
+
+    @property
+    def tied_columns(self) -> tuple[int, ...]:
+        """The positions in ``counts`` of every cluster holding as many of its images as the majority cluster."""
+        top = max(self.counts, default=0)
+        return tuple(c for c, n in enumerate(self.counts) if n == top and n) or (self.majority_column,)
 
     @property
     def tied_clusters(self) -> tuple[int, ...]:
         """Every cluster holding as many of its images as the majority cluster (one unless there is a tie)."""
-        top = max(self.counts, default=0)
-        last = len(self.counts) - 1
-        tied = [-1 if self.noise and c == last else c for c, n in enumerate(self.counts) if n == top and n]
-        return tuple(tied) or (self.majority_cluster,)
+        ids = self.column_ids
+        return tuple(ids[c] for c in self.tied_columns) if self.counts else (self.majority_cluster,)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,10 @@ class Clustering:
     A method that leaves images out of every cluster (HDBSCAN's noise) gets one more group, number ``k``, after
     the ``k`` clusters: "not in any cluster". Every section shows it as a group of its own; the outputs number it
     -1. Its centre is its members' mean, and its members' distances are to the nearest real cluster's centre.
+
+    ``labels`` number the clusters 0..k-1 by size; the outputs show each one's **id**, ``ids[c]``: the same number
+    unless :mod:`reportgen.identity` carried the previous run's ids over (then ``names[c]`` is its kept name, or
+    "" to name it from its content).
     """
 
     k: int
@@ -29,6 +33,8 @@ class Clustering:
     inertia: float  # within-cluster sum of squares (the method's label-free score)
     n_noise: int = 0  # images in no cluster
     combined: tuple[str, ...] = ()  # the feature specs an ensemble combined, the report's own first
+    ids: tuple[int, ...] = ()  # each cluster's id in the outputs (empty: 0..k-1)
+    names: tuple[str, ...] = field(default=(), metadata={"json": False})  # kept names ("" or empty: from content)
 
     @property
     def n_groups(self) -> int:
@@ -40,9 +46,24 @@ class Clustering:
         """bool N: the image is in a cluster (not noise)."""
         return self.labels < self.k
 
+    @property
+    def cluster_ids(self) -> tuple[int, ...]:
+        """The id of each group in the outputs, the noise group's (-1) last."""
+        ids = self.ids or tuple(range(self.k))
+        return ids + ((-1,) if self.n_noise else ())
+
+    def id_of(self, c: int) -> int:
+        """Group ``c``'s id in the outputs."""
+        return self.cluster_ids[c]
+
     def public(self, labels: np.ndarray) -> np.ndarray:
-        """``labels`` as the outputs number them: the noise group as -1."""
-        return np.where(labels >= self.k, -1, labels)
+        """``labels`` as the outputs number them: each cluster's id, the noise group as -1."""
+        table = np.array(self.cluster_ids + (-1,), dtype=int)  # one spare: labels of k without noise stay -1
+        return table[np.minimum(np.asarray(labels, dtype=int), self.k)]
+
+    def kept_name(self, c: int) -> str:
+        """Cluster ``c``'s name kept from the previous run ("" when it has none)."""
+        return self.names[c] if c < len(self.names) else ""
 
 
 def cluster(

@@ -237,11 +237,11 @@ def _targets(
     centres: list[np.ndarray] = []
     labels: list[str] = []
     cluster_row: dict[int, int] = {}
-    for info in analysis.clusters:
+    for c, info in enumerate(analysis.clusters):  # c: the cluster's position in clustering.labels
         if info.cluster < 0:
             continue
-        members = clustering.labels == info.cluster
-        cluster_row[info.cluster] = len(centres)
+        members = clustering.labels == c
+        cluster_row[c] = len(centres)
         centres.append(x[members].mean(axis=0))
         labels.append(f"its pull toward cluster {info.cluster} ({info.name})")
     class_row: dict[str, int] = {}

@@ -181,16 +181,21 @@ def count_heatmap(counts: list[list[int]], classes: list[str], clusters: list[st
     return to_data_uri(fig)
 
 
-def silhouette_knife(values: list[float], labels: list[int], k: int) -> str:
-    """Per-cluster silhouette plot: each cluster's members' silhouettes, sorted, as a horizontal band."""
+def silhouette_knife(values: list[float], labels: list[int], ids: list[int]) -> str:
+    """Per-cluster silhouette plot: each cluster's members' silhouettes, sorted, as a horizontal band.
+
+    ``labels`` are the clusters' positions 0..k-1 (largest first); ``ids[c]`` is the id the report shows, which
+    also picks its colour."""
     values_arr, labels_arr = np.asarray(values), np.asarray(labels)
+    k = len(ids)
     fig, ax = plt.subplots(figsize=(4.6, 3.2), layout="constrained")
     y = 0
     gap = max(2, len(values_arr) // 60)
     centres = []
     for c in range(k):
         v = np.sort(values_arr[labels_arr == c])
-        ax.fill_betweenx(np.arange(y, y + len(v)), 0, v, color=CLUSTER_COLOURS[c % len(CLUSTER_COLOURS)], linewidth=0)
+        colour = CLUSTER_COLOURS[ids[c] % len(CLUSTER_COLOURS)]
+        ax.fill_betweenx(np.arange(y, y + len(v)), 0, v, color=colour, linewidth=0)
         centres.append(y + len(v) / 2)
         y += len(v) + gap
     mean = float(values_arr.mean())
@@ -198,20 +203,18 @@ def silhouette_knife(values: list[float], labels: list[int], k: int) -> str:
     ax.axvline(0, color="#4a5568", linewidth=0.8)
     ax.set(xlabel="silhouette of each image", title=f"Silhouette per cluster at K={k}")
     step = max(1, k // 15)  # every cluster labelled up to 15, then every few
-    ax.set_yticks(centres[::step], [str(c) for c in range(k)][::step], fontsize=8)
+    ax.set_yticks(centres[::step], [str(c) for c in ids][::step], fontsize=8)
     ax.set_ylabel("cluster")
     ax.legend(frameon=False, fontsize=8, loc="lower right")
     return to_data_uri(fig)
 
 
-def class_histograms(
-    spreads: list[tuple[str, tuple[int, ...], tuple[int, ...]]], per_row: int = 4, noise: bool = False
-) -> str:
+def class_histograms(spreads: list[tuple[str, tuple[int, ...], tuple[int, ...]]], per_row: int, ids: list[int]) -> str:
     """Small multiples: one histogram per class over the clusters, its majority cluster highlighted (every one
     of them when several tie).
 
-    ``spreads`` holds (class, counts per cluster, majority clusters' positions) for each class; with ``noise``
-    the last position is the group of images in no cluster ("none").
+    ``spreads`` holds (class, counts per cluster, majority clusters' positions) for each class; ``ids[c]`` is the
+    id the report shows for position ``c`` (-1: the group of images in no cluster, "none").
     """
     k = len(spreads[0][1])
     rows = -(-len(spreads) // per_row)
@@ -222,7 +225,7 @@ def class_histograms(
         ax.set_visible(False)
     for ax, (label, counts, majority) in zip(axes.flat, spreads, strict=False):
         ax.bar(range(k), counts, color=[MARK if c in majority else ACCENT for c in range(k)])
-        ax.set_xticks(range(k), [("none" if noise and c == k - 1 else str(c)) for c in range(k)], fontsize=7)
+        ax.set_xticks(range(k), [("none" if c < 0 else str(c)) for c in ids], fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts of images
         ax.set_title(label if len(label) <= 28 else label[:27] + "…", fontsize=9)

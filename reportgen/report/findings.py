@@ -174,7 +174,7 @@ def _catch_alls(catch_alls: list[SharedCluster], clusters: tuple[ClusterInfo, ..
     """One sentence per catch-all, or one for them all when there are more than ``CATCH_ALLS_APART``."""
     described = []
     for sh in catch_alls:
-        size = clusters[sh.cluster].size
+        size = next(c.size for c in clusters if c.cluster == sh.cluster)
         parts = ", ".join(f"{label} ({n})" for label, n in sh.classes.items())
         rest, n_rest = size - sum(sh.classes.values()), sh.n_classes - len(sh.classes)
         others = f"; {rest} more from {n_rest} other class{'es' if n_rest != 1 else ''}" if n_rest else ""

@@ -150,8 +150,7 @@ class Page:
             "points": points,
             "images": details,
             "classes": list(run.dataset.classes),
-            "clusters": [c.name for c in run.analysis.clusters],  # the noise group, when there is one, last
-            "noise": run.clustering.n_noise > 0,
+            "clusters": [[c.cluster, c.name] for c in run.analysis.clusters],  # id and name, largest first (-1 last)
             "has_tsne": layout.tsne is not None,
         }
 

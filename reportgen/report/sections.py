@@ -91,7 +91,10 @@ def _choose_k(run: Run, page: Page) -> dict[str, Any]:
     if analysis.silhouettes is not None:
         sampled = np.isfinite(analysis.silhouettes)
         values = analysis.silhouettes[sampled].round(6).tolist()
-        plots["knife"] = page.figure("silhouette_knife", values, run.images.cluster[sampled].tolist(), run.chosen_k)
+        labels = run.clustering.labels[sampled].tolist()
+        plots["knife"] = page.figure(
+            "silhouette_knife", values, labels, list(run.clustering.cluster_ids[: run.chosen_k])
+        )
     else:
         plots["knife"] = None  # K = 1 or too few distinct images: no silhouette
     return {
@@ -116,7 +119,7 @@ def _runner_up(run: Run, page: Page) -> dict[str, Any] | None:
     others = []
     for info in second.clusters:
         column = crosstab[:, info.cluster]
-        sources = [(int(i), int(column[i])) for i in np.argsort(-column, kind="stable")]
+        sources = [(run.clustering.id_of(int(i)), int(column[i])) for i in np.argsort(-column, kind="stable")]
         sources = [(i, n) for i, n in sources if n and n >= RUNNER_UP_SOURCE * column.sum()]
         others.append({"info": info, "tiles": page.tiles(info.nearest[:RUNNER_UP_TILES]), "sources": sources})
     shown = [s for s in applicable(run) if s.id not in ("choose-k", "skipped", "run-details")]
@@ -174,11 +177,8 @@ def _count_matrix(run: Run, page: Page) -> dict[str, Any]:
 
 
 def _histograms(run: Run, page: Page) -> dict[str, Any]:
-    last = run.clustering.n_groups - 1
-    spreads = [
-        (s.label, s.counts, tuple(last if t < 0 else t for t in s.tied_clusters)) for s in run.analysis.class_spread
-    ]
-    return {"figure": page.figure("class_histograms", spreads, 4, run.clustering.n_noise > 0)}
+    spreads = [(s.label, s.counts, s.tied_columns) for s in run.analysis.class_spread]
+    return {"figure": page.figure("class_histograms", spreads, 4, list(run.clustering.cluster_ids))}
 
 
 def _oddballs(run: Run, page: Page) -> dict[str, Any]:
@@ -189,7 +189,7 @@ def _oddballs(run: Run, page: Page) -> dict[str, Any]:
             {
                 "o": o,
                 "tile": page.tile(o.index, ODDBALL_VIEWS),
-                "home_name": run.analysis.clusters[o.class_cluster].name,
+                "home_name": run.analysis.cluster(o.class_cluster).name,
                 "homes": tied_homes.get(o.label, (o.class_cluster,)),
                 "neighbours": page.tiles(n.index for n in o.neighbours),
                 "typical_class": page.tiles(o.typical_class),
