@@ -304,3 +304,37 @@ def test_the_compare_page_opens_cleanly(browser, labeled_dir: Path, tmp_path: Pa
     assert max(widths) <= 1300  # every score table fits the page: no column cut off
     assert events == {"console": [], "requests": [], "dialogs": []}
     page.close()
+
+
+def test_kept_cluster_ids_read_the_same_in_the_legend_tooltip_and_sections(
+    browser,
+    labeled_dir: Path,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    data = shutil.copytree(labeled_dir, tmp_path / "data")
+    options = {"out_dir": tmp_path / "out", "cache_dir": tmp_path / "cache", "k": 3, "explain": False,
+               "backbone": "efficientnet-lite0", "progress": False}  # fmt: skip
+    first = reportgen.build_report(data, **options)
+    grown = next(
+        p.split("/")[0] for p, c in zip(first.run.images.path, first.run.images.cluster, strict=True) if c == 2
+    )
+    for i in range(6):  # its cluster becomes the largest but keeps id 2
+        make_image(grown, seed=500 + i).save(data / grown / f"more_{i}.png")
+    second = reportgen.build_report(data, **options)
+    ids = [c.cluster for c in second.run.analysis.clusters]
+    assert ids[0] == 2 and sorted(ids) == [0, 1, 2]
+    names = {c.cluster: c.name for c in second.run.analysis.clusters}
+    page, events = _open(browser, second.outputs.report)
+    legend = page.locator('#map-legend [data-legend="clusters"] span').all_inner_texts()
+    assert legend == [f"{c}: {names[c]}" for c in ids]
+    i = next(j for j, c in enumerate(second.run.images.cluster) if c == 2)
+    page.locator(f'#map-svg path.pt[data-i="{i}"]').hover(force=True)
+    assert f"cluster 2: {names[2]}" in page.locator("#tooltip").inner_text()
+    first_article = page.locator("#clusters article.cluster").first
+    assert first_article.get_attribute("id") == "cluster-2"
+    assert first_article.locator("h3").inner_text().startswith(f"Cluster 2: {names[2]}")
+    assert "Cluster ids carried over from the last run" in page.locator("#since-last-run").inner_text()
+    headers = page.locator("#count-matrix table.counts thead a").all_inner_texts()
+    assert sorted(int(h) for h in headers) == [0, 1, 2]
+    assert events["console"] == []
+    page.close()
