@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .config import Config
 from .errors import DataDirError, NoImagesError
+from .fsutil import is_own, own_folders
 from .images import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,9 @@ def discover(config: Config) -> ImageSet:
     root = config.data_dir
     check_data_dir(root)
 
-    top_files, class_files, skipped = _walk(root)
-    notes: list[str] = []
+    own = own_folders(root, config.out_dir, config.resolved_cache_dir)
+    top_files, class_files, skipped, passed = _walk(root, own)
+    notes = [f"'{rel}' holds reportgen's own outputs or cache and was not read for images" for rel in passed]
     classes = sorted(name for name, files in class_files.items() if files)
     empty = sorted(name for name, files in class_files.items() if not files)
 
@@ -104,24 +106,37 @@ def check_data_dir(root: Path) -> None:
         raise DataDirError(f"data folder '{root}' is not a folder")
 
 
-def _walk(root: Path) -> tuple[list[str], dict[str, list[str]], list[Skipped]]:
-    """Image files directly in ``root``, image files under each class folder, and unusable entries."""
+def _walk(root: Path, own: frozenset[str]) -> tuple[list[str], dict[str, list[str]], list[Skipped], list[str]]:
+    """Image files directly in ``root``, image files under each class folder, unusable entries, and the folders
+    passed over as reportgen's own (``own``, :func:`fsutil.is_own`)."""
     top_files: list[str] = []
     class_files: dict[str, list[str]] = {}
     skipped: list[Skipped] = []
+    passed: list[str] = []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
+            if is_own(entry.path, own):
+                passed.append(_rel(root, Path(entry.path)))
+                continue
             class_files[entry.name] = []
-            _collect(root, Path(entry.path), class_files[entry.name], skipped, visited=set())
+            _collect(root, Path(entry.path), class_files[entry.name], skipped, visited=set(), own=(own, passed))
         elif _is_image_name(entry.name):
             _add_file(root, Path(entry.path), top_files, skipped)
-    return top_files, class_files, skipped
+    return top_files, class_files, skipped, passed
 
 
-def _collect(root: Path, folder: Path, out: list[str], skipped: list[Skipped], visited: set[str]) -> None:
-    """Add image files under ``folder`` (following links, never looping) to ``out``."""
+def _collect(
+    root: Path,
+    folder: Path,
+    out: list[str],
+    skipped: list[Skipped],
+    visited: set[str],
+    own: tuple[frozenset[str], list[str]],
+) -> None:
+    """Add image files under ``folder`` (following links, never looping, passing over reportgen's own folders:
+    ``own`` is their real paths and the list of those met) to ``out``."""
     real = os.path.realpath(folder)
     if real in visited:
         skipped.append(Skipped(_rel(root, folder), "folder link loops back to a folder already visited"))
@@ -137,7 +152,10 @@ def _collect(root: Path, folder: Path, out: list[str], skipped: list[Skipped], v
             continue
         path = Path(entry.path)
         if entry.is_dir():
-            _collect(root, path, out, skipped, visited)
+            if is_own(path, own[0]):
+                own[1].append(_rel(root, path))
+                continue
+            _collect(root, path, out, skipped, visited, own)
         elif _is_image_name(entry.name):
             _add_file(root, path, out, skipped)
 

@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 
 from .errors import ReportgenError
+from .fsutil import EXPORTS as FOLDERS
 from .fsutil import write_together
 from .run import Run
 
 log = logging.getLogger(__name__)
 
-FOLDERS = "clusters"
 NOISE_FOLDER = "noise"
 
 

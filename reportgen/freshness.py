@@ -30,7 +30,7 @@ from pathlib import Path
 from .config import Config, options_shaping_outputs
 from .errors import InvalidOptionError
 from .extract.stack import resolve_stack
-from .fsutil import template_dir
+from .fsutil import STATE_FILE, is_own, own_folders, template_dir
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ FORMAT = 2  # 2: the state moved out of summary.json into its own file
 VERSIONED_PACKAGES = (
     "reportgen", "torch", "torchvision", "numpy", "scikit-learn", "kneed", "pandas", "Pillow", "captum"
 )  # fmt: skip
-STATE_FILE = ".reportgen-state.json"
 OUTPUTS = ("report.html", "assignments.csv", "summary.json")  # what the state must vouch for, all of them
 
 
@@ -64,7 +63,7 @@ def fingerprint(config: Config) -> str:
         "backbone": [features.spec, features.weights_id],
         "code": _code_digest(),
         "versions": versions(),
-        "files": _file_states(config.data_dir),
+        "files": _file_states(config.data_dir, own_folders(config.data_dir, config.out_dir, config.resolved_cache_dir)),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
 
@@ -146,8 +145,9 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
-def _file_states(root: Path) -> list[tuple[str, int, int]]:
-    """(relative path, size, mtime in ns) of every non-hidden file under ``root``, following links once."""
+def _file_states(root: Path, own: frozenset[str]) -> list[tuple[str, int, int]]:
+    """(relative path, size, mtime in ns) of every non-hidden file under ``root``, following links once, outside
+    the folders of reportgen's own files (``own``, :func:`fsutil.is_own`): discovery skips them too."""
     states: list[tuple[str, int, int]] = []
     seen: set[str] = set()
     for folder, dirs, files in os.walk(root, followlinks=True):
@@ -156,7 +156,7 @@ def _file_states(root: Path) -> list[tuple[str, int, int]]:
             dirs[:] = []
             continue
         seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not is_own(os.path.join(folder, d), own))
         for name in sorted(files):
             if name.startswith("."):
                 continue

@@ -7,6 +7,24 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+STATE_FILE = ".reportgen-state.json"  # beside every run's outputs (reportgen.freshness)
+HISTORY = "history"  # the out folder's kept runs (reportgen.history)
+EXPORTS = "clusters"  # the out folder's exported cluster folders (reportgen.exports)
+
+
+def own_folders(data_dir: Path, out_dir: Path, cache_dir: Path) -> frozenset[str]:
+    """The real paths of the folders a run writes that may lie inside the data folder (the out folder, its
+    history and exports, the cache): never read as images, nor counted as a change of the folder."""
+    own = [out_dir / HISTORY, out_dir / EXPORTS, cache_dir]
+    if os.path.realpath(out_dir) != os.path.realpath(data_dir):  # -o DATA: the images still live there
+        own.append(out_dir)
+    return frozenset(os.path.realpath(p) for p in own)
+
+
+def is_own(folder: str | os.PathLike[str], own: frozenset[str]) -> bool:
+    """Whether ``folder`` holds reportgen's own files: one of ``own``, or any run's out folder (its state file)."""
+    return os.path.realpath(folder) in own or os.path.isfile(os.path.join(folder, STATE_FILE))
+
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk, and rename it into place."""

@@ -19,12 +19,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
+from .fsutil import HISTORY as FOLDER
 from .fsutil import write_together
 from .schema import no_json
 
 log = logging.getLogger(__name__)
 
-FOLDER = "history"
 FILES = ("summary.json", "assignments.csv")
 NAME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z(-\d+)?$")  # 2026-11-24T07-36-49Z, then -2, -3...
 TREND_MIN = 3  # runs (this one included) before the report draws the trend

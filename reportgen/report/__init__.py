@@ -15,8 +15,8 @@ from pathlib import Path
 
 from .. import history
 from ..explain.overlay import Overlays
-from ..freshness import STATE_FILE, state
-from ..fsutil import write_together
+from ..freshness import state
+from ..fsutil import STATE_FILE, write_together
 from ..run import Run
 from . import changes, dendrogram, trend  # noqa: E402, F401  (register their sections)
 from .budget import Budget, Thumbs, plan_budget, step_down
@@ -41,7 +41,7 @@ def write_outputs(run: Run, inputs: str) -> Outputs:
     """Write report.html, assignments.csv and summary.json into ``run.config.out_dir``, together.
 
     The page is rendered at the largest thumbnails that keep it under ``--max-report-mb`` (see
-    :mod:`~reportgen.report.budget`). Beside the outputs, the rerun state (:data:`freshness.STATE_FILE`)
+    :mod:`~reportgen.report.budget`). Beside the outputs, the rerun state (:data:`fsutil.STATE_FILE`)
     records ``inputs`` (what the outputs depend on) and the outputs' SHA-256, so that a rerun over unchanged
     inputs can keep them.
 
