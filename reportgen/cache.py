@@ -14,6 +14,7 @@ import json
 import logging
 import zipfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,18 @@ def save_memo(root: Path, kind: str, key: str, data: dict) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps(data).encode("utf-8"))
     except OSError as exc:
-        log.warning("cannot write '%s': %s", path, exc)
+        _cannot_write(root, why(exc))
+
+
+def why(exc: OSError) -> str:
+    """The system's words for a failed write."""
+    return getattr(exc, "reason", None) or exc.strerror or str(exc)
+
+
+@lru_cache(maxsize=16)
+def _cannot_write(root: Path, reason: str) -> None:
+    """Say once per cache folder and reason that results cannot be kept there (a full disk fails every write)."""
+    log.warning("cannot write the cache in '%s' (%s): this run's results are not kept there", root, reason)
 
 
 def _memo_path(root: Path, kind: str, key: str) -> Path:
@@ -82,11 +94,17 @@ class EmbeddingCache:
     def __init__(self, root: Path, setup_key: str, dim: int, top_k: int = 5) -> None:
         self.dim = dim
         self.top_k = top_k
+        self.writable = True  # until a write fails
+        self.root = root
         self.folder = root / f"v{FORMAT_VERSION}" / hashlib.sha256(setup_key.encode()).hexdigest()[:16]
         self.folder.mkdir(parents=True, exist_ok=True)
         about = self.folder / "setup.json"
         if not about.exists():
-            atomic_write(about, json.dumps({"setup": setup_key, "dim": dim}, indent=2).encode())
+            try:
+                atomic_write(about, json.dumps({"setup": setup_key, "dim": dim}, indent=2).encode())
+            except OSError as exc:
+                self.writable = False
+                _cannot_write(root, why(exc))
 
     def categories(self) -> list[str] | None:
         """The classifier head's class names saved by an earlier run, or ``None``."""
@@ -102,7 +120,7 @@ class EmbeddingCache:
         try:
             atomic_write(self.folder / "categories.json", json.dumps(names).encode("utf-8"))
         except OSError as exc:
-            log.warning("cannot write the cache's category names: %s", exc)
+            _cannot_write(self.root, why(exc))
 
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.npz"
@@ -131,7 +149,7 @@ class EmbeddingCache:
         return entry
 
     def put(self, key: str, entry: CacheEntry) -> None:
-        """Store ``entry`` under ``key`` atomically; a failure to write is logged, never fatal."""
+        """Store ``entry`` under ``key`` atomically; a failure to write is logged once, never fatal."""
         buf = io.BytesIO()
         np.savez(
             buf,
@@ -140,12 +158,15 @@ class EmbeddingCache:
             top5_prob=entry.top5_prob.astype(np.float32),
             thumbnail=np.frombuffer(entry.thumbnail, dtype=np.uint8),
         )
+        if not self.writable:
+            return
         path = self._path(key)
         try:
             path.parent.mkdir(exist_ok=True)
             atomic_write(path, buf.getvalue())
-        except OSError as exc:
-            log.warning("cannot write cache entry '%s': %s", path, exc)
+        except OSError as exc:  # a full disk: say it once, and stop trying
+            self.writable = False
+            _cannot_write(self.root, why(exc))
 
     def _valid(self, entry: CacheEntry) -> bool:
         return (

@@ -29,3 +29,22 @@ class WeightsUnavailableError(ReportgenError, OSError):
 
 class DecodeError(ReportgenError, ValueError):
     """One image cannot be used; the message is the reason shown in the report."""
+
+
+class UnwritableError(ReportgenError, OSError):
+    """An output or cache folder that cannot be created or written, a disk without room, or a write that failed;
+    ``reason`` is the system's words when there are some."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by SIGINT (Ctrl-C) or SIGTERM; ``cached`` images of this run are in the cache
+    (``None``: the cache is off)."""
+
+    def __init__(self, signum: int, cached: int | None = None) -> None:
+        super().__init__(signum, cached)
+        self.signum = signum
+        self.cached = cached

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+
+from .errors import UnwritableError
 
 STATE_FILE = ".reportgen-state.json"  # beside every run's outputs (reportgen.freshness)
 HISTORY = "history"  # the out folder's kept runs (reportgen.history)
@@ -46,8 +52,10 @@ def template_dir() -> Path:
 
 def write_together(folder: Path, files: dict[str, bytes]) -> None:
     """Replace the files of one set in ``folder`` together: every new file is written and flushed to a
-    temporary name first, and only then are they renamed into place, in the order given. If any write fails,
-    the temporary files are removed and the old set is left untouched.
+    temporary name first, and only then are they renamed into place, in the order given, with SIGINT and SIGTERM
+    held back until the last rename (an interrupt cannot leave a mixed set). If any write fails (a full disk, a
+    folder made read-only), the temporary files are removed, the old set is left untouched, and
+    :class:`UnwritableError` names the file.
     """
     staged: list[tuple[str, Path]] = []
     try:
@@ -64,9 +72,27 @@ def write_together(folder: Path, files: dict[str, bytes]) -> None:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-    except BaseException:
+    except BaseException as exc:
         for _, tmp in staged:
             tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, UnwritableError):
+            where = folder / staged[-1][0] if staged else folder
+            reason = exc.strerror or str(exc)
+            raise UnwritableError(f"cannot write '{where}': {reason}; the files there are unchanged", reason) from None
         raise
-    for name, tmp in staged:
-        os.replace(tmp, folder / name)
+    with _signals_held():
+        for name, tmp in staged:
+            os.replace(tmp, folder / name)
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back (delivered on exit) where the platform and the thread allow it."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    can = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if can else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)

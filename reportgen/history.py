@@ -109,6 +109,7 @@ def record(out_dir: Path, files: dict[str, bytes], generated: str, keep: int) ->
         write_together(root / name, {f: files[f] for f in FILES})
     except OSError as exc:
         log.warning("cannot keep this run in '%s': %s", root, exc.strerror or exc)
+        shutil.rmtree(root / name, ignore_errors=True)  # no entry cut short
         return None
     ours = sorted(p for p in root.iterdir() if p.is_dir() and NAME.match(p.name))
     for old in ours[: max(len(ours) - keep, 0)]:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from . import diff, history, identity
+from . import diff, history, identity, places
 from .analyze import Analysis, analyze
 from .choose_k import KSelection, choose_k
 from .cluster import ensemble
@@ -97,9 +97,12 @@ def build_report(
         inputs = fingerprint(config)  # what the outputs depend on: a rerun with the same one can keep them
 
     held = check_out_dir(config, force)  # never overwrite another data folder's report and history by mistake
+    config, folder_notes = places.prepare(config)  # the out and cache folders can be written, before any work
     check_layer(config)  # --explain-layer, before any work
     with _timed("discover", timings):
         images = discover(config)
+        images = replace(images, notes=(*folder_notes, *images.notes))
+    places.check_out_room(config, len(images))  # before any image is embedded
     with _timed("embed", timings):
         embeddings = extract(images, config)
     with _timed("reduce", timings):

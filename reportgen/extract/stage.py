@@ -16,6 +16,7 @@ from ..config import Config
 from ..discover import ImageSet, Skipped
 from ..errors import NoImagesError
 from ..images import load_rgb, thumbnail_jpeg
+from ..places import check_cache_room
 from .base import RANDOM_WEIGHTS, TOP_K, Resolution, resolve
 from .stack import SEP, FeatureBlock, load_group, resolve_stack
 
@@ -87,6 +88,8 @@ def extract(images: ImageSet, config: Config) -> Embeddings:
     n_cached = sum(1 for key in hashes.values() if all(key in found for found in entries))
     todo = {group: _missing(hashes, entries, group) for group in map(tuple, stack.groups())}
     todo = {group: missing for group, missing in todo.items() if missing}
+    if todo and config.use_cache:  # room for what will be cached, before any image is embedded
+        check_cache_room(config.resolved_cache_dir, len({key for missing in todo.values() for key in missing}))
     head = stack.head
     categories = _class_names(stack.parts[head].resolution, caches[head], bool(todo)) if head is not None else ()
 
