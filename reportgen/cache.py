@@ -125,6 +125,10 @@ class EmbeddingCache:
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.npz"
 
+    def holds(self, key: str) -> bool:
+        """Whether an entry for ``key`` is on disk."""
+        return self._path(key).is_file()
+
     def get(self, key: str) -> CacheEntry | None:
         """The entry for ``key``, or ``None`` when absent or unreadable (an unreadable one is removed)."""
         path = self._path(key)

@@ -13,7 +13,9 @@ import fnmatch
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
@@ -21,7 +23,7 @@ from pathlib import Path
 from . import __version__
 from .config import Config, bounds_of, from_text
 from .discover import check_data_dir
-from .errors import InvalidOptionError, ReportgenError
+from .errors import Interrupted, InvalidOptionError, ReportgenError, Terminated
 from .freshness import current_outputs, fingerprint
 
 EXIT_USAGE = 2
@@ -305,17 +307,37 @@ def diff(argv: Sequence[str]) -> int:
 COMMANDS = {"layers": layers, "backbones": backbones, "compare": compare, "init": init, "diff": diff}
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code. ``reportgen layers BACKBONE`` lists a backbone's layers and ``reportgen
-    backbones`` the backbones (when no folder of that name is in the way)."""
+    backbones`` the backbones (when no folder of that name is in the way). Ctrl-C (SIGINT) and SIGTERM stop any
+    command with one line and exit code 128 + the signal's number."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] and argv[0] in COMMANDS and not Path(argv[0]).is_dir():
-        return COMMANDS[argv[0]](argv[1:])
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None  # SIGTERM stops as Ctrl-C does
+    try:
+        if argv[:1] and argv[0] in COMMANDS and not Path(argv[0]).is_dir():
+            return COMMANDS[argv[0]](argv[1:])
+        return _run(argv)
+    except KeyboardInterrupt as exc:
+        sys.stderr.write("interrupted\n")
+        return 128 + Interrupted.of(exc).signum
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str]) -> int:
+    """``reportgen DATA_DIR [options]``: build the report, or keep the outputs when nothing changed."""
     args = _parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)
-    for noisy in ("matplotlib", "PIL"):
+    for noisy in ("matplotlib", "PIL", "torch"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    config = None
     try:
         data_dir, options = _settings(args, argv)
         if args.from_compare:
@@ -331,6 +353,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReportgenError as exc:
         sys.stderr.write(f"Error: {exc}\n")
         return EXIT_USAGE
+    except KeyboardInterrupt as exc:  # at any stage: what the cache keeps, in one line
+        stopped = Interrupted.of(exc)
+        sys.stderr.write(stopped.line(config is None or config.use_cache) + "\n")
+        return 128 + stopped.signum
     if kept is not None:  # one line, even with -q: a scheduled job's log says the run was a no-op
         sys.stderr.write(f"Unchanged since the last run: kept {kept} (--force rebuilds)\n")
     elif not args.quiet:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 
 class ReportgenError(Exception):
     """Base class for every error reportgen raises on purpose (the CLI maps it to exit code 2)."""
@@ -40,11 +42,29 @@ class UnwritableError(ReportgenError, OSError):
         self.reason = reason
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where SIGINT raises :class:`KeyboardInterrupt` (the CLI installs the handler)."""
+
+
 class Interrupted(KeyboardInterrupt):
-    """The run was stopped by SIGINT (Ctrl-C) or SIGTERM; ``cached`` images of this run are in the cache
-    (``None``: the cache is off)."""
+    """The run was stopped by SIGINT (Ctrl-C) or SIGTERM (``signum``); ``cached`` of its images are in the cache
+    (``None``: it stopped before any image was embedded)."""
 
     def __init__(self, signum: int, cached: int | None = None) -> None:
         super().__init__(signum, cached)
-        self.signum = signum
-        self.cached = cached
+        self.signum, self.cached = signum, cached
+
+    @classmethod
+    def of(cls, exc: KeyboardInterrupt, cached: int | None = None) -> Interrupted:
+        """``exc`` with what the run leaves in the cache (an :class:`Interrupted` already says it)."""
+        if isinstance(exc, Interrupted):
+            return exc
+        return cls(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT, cached)
+
+    def line(self, use_cache: bool = True) -> str:
+        """What the CLI says, in one line (``use_cache``: the run caches its embeddings)."""
+        if not use_cache:
+            return "interrupted; nothing is kept with --no-cache, rerun to start over"
+        if self.cached is None:
+            return "interrupted before any image was embedded; rerun to start"
+        return f"interrupted; {self.cached} image{'s' if self.cached != 1 else ''} cached, rerun to continue"

@@ -20,6 +20,7 @@ from .cluster import ensemble
 from .cluster.stage import Clustering, cluster
 from .config import Config
 from .discover import discover
+from .errors import Interrupted
 from .explain import NONE as NO_MAPS
 from .explain import Explanations, check_layer, explain
 from .exports import export
@@ -104,22 +105,23 @@ def build_report(
         images = replace(images, notes=(*folder_notes, *images.notes))
     places.check_out_room(config, len(images))  # before any image is embedded
     with _timed("embed", timings):
-        embeddings = extract(images, config)
-    with _timed("reduce", timings):
+        embeddings = extract(images, config)  # Ctrl-C here says how many images are cached so far
+    cached = len(embeddings.images)  # what Ctrl-C leaves in the cache from here on
+    with _timed("reduce", timings, cached):
         reduced = reduce(embeddings.features, config, embeddings.block_weights)
-    with _timed("choose_k", timings):
+    with _timed("choose_k", timings, cached):
         k_selection = choose_k(reduced, config)
-    with _timed("cluster", timings):
+    with _timed("cluster", timings, cached):
         method, combined = ensemble.bound(embeddings.images, config, embeddings.backbone)  # its other vectors
         clustering = cluster(reduced, k_selection.chosen_k, config, method, combined)
     previous = diff.read(config.out_dir) if held == "same" else None  # the outputs this run replaces
     # Matched clusters keep the last run's ids and names (same settings); the others are numbered by size.
     clustering, lineage = identity.carry(clustering, embeddings.images.paths, previous, config, other=held == "other")
-    with _timed("analyze", timings):
+    with _timed("analyze", timings, cached):
         analysis = analyze(embeddings, reduced, clustering, config, k_selection.second_opinion)
-    with _timed("explain", timings):
+    with _timed("explain", timings, cached):
         explanations = explain(embeddings, reduced, clustering, analysis, config)
-    with _timed("map", timings):
+    with _timed("map", timings, cached):
         layout = project_2d(reduced, config)
 
     past = history.read(config.out_dir)  # the runs kept before this one (their trend, and what was skipped)
@@ -127,8 +129,9 @@ def build_report(
     run = replace(run, lineage=lineage)
     if previous is not None:  # what changed since then
         run = replace(run, changes=diff.compare(previous, diff.Snapshot(run.summary(), run.images.table())))
-    outputs = write_outputs(run, inputs)
-    export(run, embeddings.features)  # --export-folders, --save-embeddings
+    with _interruptible(cached):  # the outputs are replaced together or not at all
+        outputs = write_outputs(run, inputs)
+        export(run, embeddings.features)  # --export-folders, --save-embeddings
     return Result(run, outputs, embeddings)
 
 
@@ -223,8 +226,19 @@ def _images(embeddings: Embeddings, clustering: Clustering, analysis: Analysis) 
 
 
 @contextmanager
-def _timed(stage: str, timings: dict[str, float]) -> Iterator[None]:
+def _timed(stage: str, timings: dict[str, float], cached: int | None = None) -> Iterator[None]:
+    """Time ``stage``; Ctrl-C or SIGTERM in it says that ``cached`` images are in the cache."""
     start = time.perf_counter()
-    yield
+    with _interruptible(cached):
+        yield
     timings[stage] = time.perf_counter() - start
     log.debug("%s took %.2f s", stage, timings[stage])
+
+
+@contextmanager
+def _interruptible(cached: int | None) -> Iterator[None]:
+    """Turn Ctrl-C or SIGTERM in here into :class:`Interrupted` saying how many images are cached."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        raise Interrupted.of(exc, cached) from None

@@ -7,6 +7,7 @@ Imported only when some image needs computing, so a fully cached rerun never imp
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -98,6 +99,7 @@ def run(
         collate_fn=collate,
         pin_memory=device == "cuda",
         persistent_workers=False,
+        worker_init_fn=_leave_signals_to_the_parent,
     )
     # channels-last doubles CPU throughput for these CNNs (docs/benchmarks.md) and is what GPUs want too.
     network = _fused(extractor.network).to(device, memory_format=torch.channels_last)
@@ -105,7 +107,7 @@ def run(
     failed: dict[str, str] = {}
     refused = 0
     bar = tqdm(total=len(items), desc="Embedding", unit="img", disable=not config.progress)
-    with torch.inference_mode():
+    with bar, torch.inference_mode():  # the bar ends its line even on Ctrl-C
         for part in loader:
             failed.update(part.failed)
             groups = [(part.keys, part.pixels, part.thumbnails)]
@@ -123,7 +125,6 @@ def run(
                     if on_entry is not None:
                         on_entry(key, entries[key])
             bar.update(len(part.keys) + len(part.raw) + len(part.failed))
-    bar.close()
     if refused:
         log.warning(
             "%d JPEG file%s refused by torchvision's decoder on %s went through Pillow in the main process "
@@ -177,3 +178,10 @@ def _forward(
         return feats.numpy().astype(np.float32), np.zeros((n, 0), np.int32), np.zeros((n, 0), np.float32)
     top_p, top_i = probs.topk(TOP_K, dim=1)
     return feats.numpy().astype(np.float32), top_i.numpy().astype(np.int32), top_p.numpy()
+
+
+def _leave_signals_to_the_parent(worker: int) -> None:
+    """Decoding workers ignore Ctrl-C and SIGTERM sent to the whole process group: the main process stops the run
+    and shuts them down (a worker killed first would add a traceback to the one-line message)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -14,7 +14,7 @@ import numpy as np
 from ..cache import FLOAT16_MAX, CacheEntry, EmbeddingCache, content_hash
 from ..config import Config
 from ..discover import ImageSet, Skipped
-from ..errors import NoImagesError
+from ..errors import Interrupted, NoImagesError
 from ..images import load_rgb, thumbnail_jpeg
 from ..places import check_cache_room
 from .base import RANDOM_WEIGHTS, TOP_K, Resolution, resolve
@@ -109,7 +109,10 @@ def extract(images: ImageSet, config: Config) -> Embeddings:
             log.info("embedding %d images with %s on %s in %s", len(missing), spec, device, precision)
             extractor = load_group([stack.parts[i] for i in parts])
             store = functools.partial(_store, [(entries[i], caches[i], stack.parts[i].resolution.dim) for i in parts])
-            done, lost = runner.run(extractor, images.root, missing, config, device, store, precision)
+            try:
+                done, lost = runner.run(extractor, images.root, missing, config, device, store, precision)
+            except KeyboardInterrupt as exc:  # Ctrl-C: say how many images the cache keeps
+                raise Interrupted.of(exc, _saved(hashes, caches)) from None
             computed.update(done)
             failed.update(lost)
         device = f"{device} ({precision})"
@@ -180,15 +183,22 @@ def _missing(hashes: dict[str, str], entries: list[dict[str, CacheEntry]], group
     return todo
 
 
+def _saved(hashes: dict[str, str], caches: list[EmbeddingCache | None]) -> int:
+    """How many of the images are in every part's cache, on disk (Ctrl-C may stop a batch half-stored, and a full
+    disk may have refused some)."""
+    keys = set(hashes.values())
+    return sum(1 for key in keys if all(cache is not None and cache.holds(key) for cache in caches))
+
+
 def _store(parts: list[tuple[dict[str, CacheEntry], EmbeddingCache | None, int]], key: str, entry: CacheEntry) -> None:
     """Split one computed entry into its parts' blocks and keep (and cache) each under its own spec."""
     start = 0
     for found, cache, dim in parts:
         part = replace(entry, features=entry.features[start : start + dim])
         start += dim
-        found[key] = part
         if cache is not None:
             cache.put(key, part)
+        found[key] = part
 
 
 def _feature_matrix(entries: list[dict[str, CacheEntry]], rows: list[str]) -> np.ndarray:
@@ -277,10 +287,13 @@ def _hash_files(images: ImageSet) -> tuple[dict[str, str], list[Skipped]]:
 
     hashes: dict[str, str] = {}
     skipped: list[Skipped] = []
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    pool = ThreadPoolExecutor(max_workers=8)
+    try:
         for rel, key, reason in pool.map(one, images.paths):
             if key is None:
                 skipped.append(Skipped(rel, reason or "unreadable"))
             else:
                 hashes[rel] = key
+    finally:  # on Ctrl-C, the files not yet read are not waited for
+        pool.shutdown(wait=False, cancel_futures=True)
     return hashes, skipped
