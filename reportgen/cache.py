@@ -79,9 +79,12 @@ def _memo_path(root: Path, kind: str, key: str) -> Path:
     return root / f"v{FORMAT_VERSION}" / kind / f"{key}.json"
 
 
-def content_hash(path: Path) -> str:
-    """The hex BLAKE2b digest of the file's bytes."""
+def content_hash(path: Path | bytes) -> str:
+    """The hex BLAKE2b digest of the file's bytes (or of ``path`` when it is the bytes themselves)."""
     digest = hashlib.blake2b(digest_size=20)
+    if isinstance(path, bytes):
+        digest.update(path)
+        return digest.hexdigest()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)

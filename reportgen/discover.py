@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from .config import Config
 from .errors import DataDirError, NoImagesError
-from .fsutil import is_own, own_folders
+from .fsutil import is_own, own_folders, readable
 from .images import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ def discover(config: Config) -> ImageSet:
         labeled = False
         notes.append("no class folders: the images are unlabeled, so label-based analysis is left out")
 
+    paths, labels = _told_apart(paths, labels, skipped)
     if not paths:
         raise NoImagesError(
             f"found no images in '{root}' (looked for {', '.join(IMAGE_EXTENSIONS)} "
@@ -96,6 +98,26 @@ def discover(config: Config) -> ImageSet:
         skipped=tuple(sorted(skipped, key=lambda s: s.path)),
         notes=tuple(notes),
     )
+
+
+def _told_apart(
+    paths: tuple[str, ...], labels: tuple[str | None, ...], skipped: list[Skipped]
+) -> tuple[tuple[str, ...], tuple[str | None, ...]]:
+    """The images whose readable names are unique: a file whose name only differs from another's in bytes that are
+    not UTF-8 written out as ``\\xNN`` (``caf\\xe9.jpg`` beside a file of that very name) is skipped."""
+    if len(set(paths)) == len(paths):
+        return paths, labels
+    seen: set[str] = set()
+    kept = []
+    for path, label in zip(paths, labels, strict=True):
+        if path in seen:
+            skipped.append(
+                Skipped(path, "another file has the same name once bytes that are not UTF-8 are written out")
+            )
+        else:
+            seen.add(path)
+            kept.append((path, label))
+    return tuple(p for p, _ in kept), tuple(lbl for _, lbl in kept)
 
 
 def check_data_dir(root: Path) -> None:
@@ -120,8 +142,9 @@ def _walk(root: Path, own: frozenset[str]) -> tuple[list[str], dict[str, list[st
             if is_own(entry.path, own):
                 passed.append(_rel(root, Path(entry.path)))
                 continue
-            class_files[entry.name] = []
-            _collect(root, Path(entry.path), class_files[entry.name], skipped, visited=set(), own=(own, passed))
+            name = readable(entry.name)  # a class is its folder's name as the outputs show it
+            class_files[name] = []
+            _collect(root, Path(entry.path), class_files[name], skipped, visited=set(), own=(own, passed))
         elif _is_image_name(entry.name):
             _add_file(root, Path(entry.path), top_files, skipped)
     return top_files, class_files, skipped, passed
@@ -145,7 +168,11 @@ def _collect(
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
-        skipped.append(Skipped(_rel(root, folder), f"cannot list folder: {exc.strerror or exc}"))
+        why = exc.strerror or str(exc)
+        if exc.errno == errno.ENAMETOOLONG:
+            size = len(os.fsencode(folder))
+            why = f"path longer than the system allows ({size} bytes): the images in it cannot be read"
+        skipped.append(Skipped(_rel(root, folder), f"cannot list folder: {why}"))
         return
     for entry in entries:
         if entry.name.startswith("."):
@@ -174,4 +201,6 @@ def _is_image_name(name: str) -> bool:
 
 
 def _rel(root: Path, path: Path) -> str:
-    return path.relative_to(root).as_posix()
+    """``path`` relative to ``root``, as every output shows it (:func:`fsutil.readable`; :func:`fsutil.on_disk`
+    finds the file again)."""
+    return readable(path.relative_to(root).as_posix())

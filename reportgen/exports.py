@@ -26,7 +26,7 @@ import pandas as pd
 
 from .errors import ReportgenError
 from .fsutil import EXPORTS as FOLDERS
-from .fsutil import write_together
+from .fsutil import on_disk, write_together
 from .run import Run
 
 log = logging.getLogger(__name__)
@@ -65,9 +65,9 @@ def export_folders(run: Run, how: str) -> Path:
             dest = staging / names[int(cluster)] / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             if how == "link":
-                os.symlink(root / rel, dest)
+                os.symlink(on_disk(root, rel), dest)
             else:
-                shutil.copy2(root / rel, dest)
+                shutil.copy2(on_disk(root, rel), dest)
         for name in set(names.values()):  # a cluster with no image is still a folder
             (staging / name).mkdir(exist_ok=True)
         old = None

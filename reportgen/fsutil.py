@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -16,6 +17,28 @@ from .errors import UnwritableError
 STATE_FILE = ".reportgen-state.json"  # beside every run's outputs (reportgen.freshness)
 HISTORY = "history"  # the out folder's kept runs (reportgen.history)
 EXPORTS = "clusters"  # the out folder's exported cluster folders (reportgen.exports)
+
+
+def readable(name: str) -> str:
+    """A file or folder name as every output shows it: bytes that are not UTF-8 (legal in Linux names, and common
+    in old archives; Python holds them as lone surrogates) become ``\\xNN``. Valid names are unchanged."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
+
+
+_ESCAPED = re.compile(r"\\x([89a-fA-F][0-9a-fA-F])")
+
+
+def on_disk(root: Path, rel: str) -> Path:
+    """The file whose readable name (:func:`readable`) under ``root`` is ``rel``."""
+    if "\\x" not in rel:
+        return root / rel
+    raw = root / _ESCAPED.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), rel)  # the bytes, as Python holds them
+    literal = root / rel
+    return raw if os.path.lexists(raw) or not os.path.lexists(literal) else literal
 
 
 def own_folders(data_dir: Path, out_dir: Path, cache_dir: Path) -> frozenset[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -18,12 +19,12 @@ THUMBNAIL_SIZE = 256
 THUMBNAIL_QUALITY = 85
 
 
-def load_rgb(path: Path, draft_size: int | None = None) -> Image.Image:
+def load_rgb(path: Path | BinaryIO, draft_size: int | None = None) -> Image.Image:
     """Decode ``path`` as an 8-bit RGB image, or raise :class:`DecodeError` with the reason.
 
     Parameters
     ----------
-    path : the image file.
+    path : the image file, or its bytes as a file object.
     draft_size : let the JPEG decoder shrink by a power of two while keeping both sides at least this.
 
     Returns

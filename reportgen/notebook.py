@@ -85,7 +85,9 @@ def file_uri(folder: Path | None, path: str, px: int = STRIP_PX) -> str | None:
     try:
         from PIL import Image
 
-        with Image.open(folder / path) as im:
+        from .fsutil import on_disk
+
+        with Image.open(on_disk(folder, path)) as im:
             im.draft("RGB", (px * 2, px * 2))
             return jpeg_uri(im.convert("RGB"), px)
     except (OSError, ValueError):

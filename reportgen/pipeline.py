@@ -26,12 +26,13 @@ from .explain import Explanations, check_layer, explain
 from .exports import export
 from .extract import Embeddings, extract
 from .freshness import check_out_dir, fingerprint, versions
+from .fsutil import readable
 from .history import History
 from .maps import Map2D, project_2d
 from .reduce import Reduced, reduce
 from .report import Outputs, write_outputs
 from .report.findings import findings
-from .run import CacheUse, Dataset, Extraction, Images, Provenance, Run
+from .run import CacheUse, Dataset, Duplicates, Extraction, Images, Provenance, Run
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def assemble(
 ) -> Run:
     """The Run record of the stage results: what every output reads."""
     images = embeddings.images
-    folder = config.data_dir.resolve().name
+    folder = readable(config.data_dir.resolve().name)
     dataset = Dataset(
         title=config.title or f"Image clusters: {folder}",
         name=folder,
@@ -158,6 +159,7 @@ def assemble(
         n_images=len(images),
         n_skipped=len(images.skipped),
         skipped=images.skipped,
+        duplicates=Duplicates.of(images.paths, embeddings.hashes or ("",) * len(images)),
         notes=(
             *embeddings.notes,
             *images.notes,

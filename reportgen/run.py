@@ -9,8 +9,9 @@ How a record becomes JSON is declared on its fields (see :mod:`reportgen.schema`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -47,6 +48,31 @@ class CacheUse:
 
 
 @dataclass(frozen=True)
+class Duplicates:
+    """Files with the same content as another file (by content hash). Each is still an image of its own in every
+    output; the report counts them so that a folder full of copies is seen as one."""
+
+    SHOWN: ClassVar[int] = 20  # groups listed, each with at most this many paths
+
+    n_groups: int  # contents held by two files or more
+    n_copies: int  # files beyond the first of each such content
+    groups: tuple[tuple[str, ...], ...]  # the largest groups' paths (the first SHOWN of each), largest first
+    sizes: tuple[int, ...]  # each listed group's number of files
+
+    @classmethod
+    def of(cls, paths: Sequence[str], hashes: Sequence[str]) -> Duplicates:
+        """The duplicates among ``paths`` whose content hashes are ``hashes`` ("" for unknown)."""
+        by_content: dict[str, list[str]] = {}
+        for path, key in zip(paths, hashes, strict=True):
+            if key:
+                by_content.setdefault(key, []).append(path)
+        groups = sorted((g for g in by_content.values() if len(g) > 1), key=lambda g: (-len(g), g[0]))
+        listed = groups[: cls.SHOWN]
+        return cls(len(groups), sum(len(g) - 1 for g in groups), tuple(tuple(g[: cls.SHOWN]) for g in listed),
+                   tuple(len(g) for g in listed))  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Dataset:
     """What was read: the folder, its classes, the files skipped and the notes of every stage."""
 
@@ -58,6 +84,7 @@ class Dataset:
     n_skipped: int
     skipped: tuple[Skipped, ...]
     notes: tuple[str, ...]
+    duplicates: Duplicates = field(default_factory=lambda: Duplicates(0, 0, (), ()))  # files with the same content
 
 
 @dataclass(frozen=True)

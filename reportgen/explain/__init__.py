@@ -32,6 +32,7 @@ import numpy as np
 from ..cache import FORMAT_VERSION, load_memo, save_memo
 from ..config import Config
 from ..errors import BackboneError, InvalidOptionError
+from ..fsutil import on_disk
 from ..schema import no_json
 
 if TYPE_CHECKING:
@@ -349,7 +350,9 @@ def _compute(
     )
     loaded = load(setup)
     root = embeddings.images.root
-    requests = {w.key: Request(w.row, root / embeddings.images.paths[w.row], w.score, w.target) for w in missing}
+    requests = {
+        w.key: Request(w.row, on_disk(root, embeddings.images.paths[w.row]), w.score, w.target) for w in missing
+    }
     by_request = {r: key for key, r in requests.items()}
     made = 0
 

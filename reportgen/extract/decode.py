@@ -5,6 +5,7 @@ Imported only when some image needs computing, so a fully cached rerun never imp
 
 from __future__ import annotations
 
+import io
 import logging
 import warnings
 from pathlib import Path
@@ -15,7 +16,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
+from ..cache import content_hash
 from ..errors import DecodeError
+from ..fsutil import on_disk
 from ..images import THUMBNAIL_QUALITY, load_rgb, tensor_decodable_jpeg, thumbnail_jpeg, thumbnail_size
 from .base import Preprocessing
 
@@ -72,19 +75,36 @@ class DecodeDataset(Dataset):
     def __getitem__(self, i: int) -> Item:
         key, rel = self.items[i]
         if self.raw_jpegs:
-            try:
-                data = (self.root / rel).read_bytes()
-            except OSError:
-                data = b""  # load_rgb below says why
+            data = _read(self.root, key, rel)
+            if isinstance(data, Item):
+                return data
             if tensor_decodable_jpeg(data):
                 return Item(key, rel, raw=torch.frombuffer(bytearray(data), dtype=torch.uint8))
         return _decode_with_pillow(self.root, key, rel, self.prep)
 
 
+CHANGED = "changed while the run read it (its content no longer matches); rerun to include it"
+
+
+def _read(root: Path, key: str, rel: str) -> bytes | Item:
+    """The file's bytes when they are still the content hashed as ``key``, else the reason it cannot be used (a
+    file rewritten during the run must not be cached under its old content's key)."""
+    try:
+        data = on_disk(root, rel).read_bytes()
+    except FileNotFoundError:
+        return Item(key, rel, reason="file not found (broken link or removed during the run)")
+    except OSError as exc:
+        return Item(key, rel, reason=f"cannot read file: {exc.strerror or exc}")
+    return data if content_hash(data) == key else Item(key, rel, reason=CHANGED)
+
+
 def _decode_with_pillow(root: Path, key: str, rel: str, prep: Preprocessing) -> Item:
     """The decoded, preprocessed and thumbnailed image, or the reason it cannot be used."""
+    data = _read(root, key, rel)
+    if isinstance(data, Item):
+        return data
     try:
-        im = load_rgb(root / rel, draft_size=prep.resize)
+        im = load_rgb(io.BytesIO(data), draft_size=prep.resize)
         return Item(key, rel, pixels=preprocess(im, prep), thumbnail=thumbnail_jpeg(im))
     except DecodeError as exc:
         return Item(key, rel, reason=str(exc))

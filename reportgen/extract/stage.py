@@ -15,6 +15,7 @@ from ..cache import FLOAT16_MAX, CacheEntry, EmbeddingCache, content_hash
 from ..config import Config
 from ..discover import ImageSet, Skipped
 from ..errors import Interrupted, NoImagesError
+from ..fsutil import on_disk
 from ..images import load_rgb, thumbnail_jpeg
 from ..places import check_cache_room
 from .base import RANDOM_WEIGHTS, TOP_K, Resolution, resolve
@@ -275,11 +276,14 @@ def _hash_files(images: ImageSet) -> tuple[dict[str, str], list[Skipped]]:
 
     def one(rel: str) -> tuple[str, str | None, str | None]:
         try:
-            if (images.root / rel).stat().st_size == 0:
+            path = on_disk(images.root, rel)
+            if path.stat().st_size == 0:
                 return rel, None, "empty file (0 bytes)"
-            return rel, content_hash(images.root / rel), None
+            return rel, content_hash(path), None
         except PermissionError:
             return rel, None, "permission denied"
+        except FileNotFoundError:
+            return rel, None, "file not found (broken link or removed during the run)"
         except IsADirectoryError:
             return rel, None, "is a folder, not a file"
         except OSError as exc:

@@ -17,6 +17,7 @@ one before or after a named section.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,6 +222,14 @@ def _oddball_images(run: Run) -> Iterable[int]:
     return out
 
 
+SKIPPED_SHOWN = 200  # rows of the skipped files' table (summary.json lists every one)
+
+
+def _skipped(run: Run, page: Page) -> dict[str, Any]:
+    reasons = Counter(s.reason for s in run.dataset.skipped)
+    return {"reasons": sorted(reasons.items(), key=lambda t: (-t[1], t[0])), "shown": SKIPPED_SHOWN}
+
+
 def _shared(run: Run, page: Page) -> dict[str, Any]:
     items = []
     for sh in run.analysis.shared_clusters:
@@ -308,7 +317,7 @@ SECTIONS: list[Section] = [
     ),
     Section("within-class", "Within-class splits", "sections/within_class.html", _labeled, _within, _within_images),
     Section("outliers", "Outliers", "sections/outliers.html", _unlabeled, _outliers, _outlier_images, uses_k=True),
-    Section("skipped", "Skipped files", "sections/skipped.html"),
+    Section("skipped", "Skipped and duplicate files", "sections/skipped.html", context=_skipped),
     Section("run-details", "Run details", "sections/run_details.html"),
 ]
 
