@@ -99,8 +99,8 @@ def build_report(
         inputs = fingerprint(config)  # what the outputs depend on: a rerun with the same one can keep them
 
     held = check_out_dir(config, force)  # never overwrite another data folder's report and history by mistake
-    config, folder_notes = places.prepare(config)  # the out and cache folders can be written, before any work
     check_layer(config)  # --explain-layer, before any work
+    config, folder_notes = places.prepare(config)  # the out and cache folders can be written, before any work
     with _timed("discover", timings):
         images = discover(config)
         images = replace(images, notes=(*folder_notes, *images.notes))
