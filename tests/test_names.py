@@ -183,3 +183,25 @@ def test_files_that_change_while_the_run_reads_them_are_skipped_with_the_reason_
     fresh = pd.read_csv(clean / "assignments.csv").set_index("path")
     assert rows.at["stripes/img_1.png", "top1_class"] == fresh.at["stripes/img_1.png", "top1_class"]
     assert rows.at["stripes/img_1.png", "content_hash"] == fresh.at["stripes/img_1.png", "content_hash"]
+
+
+def test_a_file_rewritten_before_its_heat_map_is_not_mapped_from_its_new_content(
+    labeled_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reportgen.pipeline as pipeline
+
+    data = shutil.copytree(labeled_dir, tmp_path / "data")
+    real_explain = pipeline.explain
+
+    def rewrite_then_explain(embeddings, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        for path in embeddings.images.paths:  # every image changes after it was embedded
+            make_image("stripes", seed=500).save(data / path, format="PNG")
+        return real_explain(embeddings, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "explain", rewrite_then_explain)
+    out = tmp_path / "out"
+    assert main([str(data), "-o", str(out), "--cache-dir", str(tmp_path / "cache"), "--backbone",
+                 "efficientnet-lite0", "-q"]) == 0  # fmt: skip
+    explanations = _summary(out)["explanations"]
+    assert explanations["n_maps"] == 0 and explanations["computed"] == 0
+    assert "could not be made (an image was removed or changed since it was embedded)" in explanations["note"]

@@ -351,7 +351,10 @@ def _compute(
     loaded = load(setup)
     root = embeddings.images.root
     requests = {
-        w.key: Request(w.row, on_disk(root, embeddings.images.paths[w.row]), w.score, w.target) for w in missing
+        w.key: Request(
+            w.row, on_disk(root, embeddings.images.paths[w.row]), w.score, w.target, embeddings.hashes[w.row]
+        )
+        for w in missing
     }
     by_request = {r: key for key, r in requests.items()}
     made = 0
@@ -367,5 +370,5 @@ def _compute(
     failed = compute(loaded, setup, list(dict.fromkeys(requests.values())), keep, config.progress)
     notes = [loaded.guided_note] if loaded.guided_note else []
     if failed:
-        notes.append(f"{len(failed)} maps could not be made (an image could no longer be read)")
+        notes.append(f"{len(failed)} maps could not be made (an image was removed or changed since it was embedded)")
     return loaded.layer.node, made, "; ".join(notes) or None

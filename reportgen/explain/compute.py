@@ -7,6 +7,7 @@ Imported only when some map is missing from the cache (it imports torch and capt
 
 from __future__ import annotations
 
+import io
 import logging
 import warnings
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ from tqdm import tqdm
 
 from ..errors import BackboneError, DecodeError
 from ..extract.base import Resolution
-from ..extract.decode import preprocess
+from ..extract.decode import preprocess, read_checked
 from ..images import load_rgb
 from .network import Full, MapLayer, Reduction, Scores, Split, choose_layer
 
@@ -39,6 +40,7 @@ class Request:
     path: Path
     score: str
     target: int
+    content: str  # the file's content hash when it was embedded: a file rewritten since is not explained
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,9 @@ def compute(
         pixels, kept = [], []
         for row in batch:
             try:
-                pixels.append(preprocess(load_rgb(by_row[row][0].path, draft_size=prep.resize), prep))
+                first = by_row[row][0]
+                data = read_checked(first.path, first.content)
+                pixels.append(preprocess(load_rgb(io.BytesIO(data), draft_size=prep.resize), prep))
                 kept.append(row)
             except DecodeError as exc:
                 failed.update({r: str(exc) for r in by_row[row]})

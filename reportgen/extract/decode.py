@@ -86,16 +86,26 @@ class DecodeDataset(Dataset):
 CHANGED = "changed while the run read it (its content no longer matches); rerun to include it"
 
 
-def _read(root: Path, key: str, rel: str) -> bytes | Item:
-    """The file's bytes when they are still the content hashed as ``key``, else the reason it cannot be used (a
-    file rewritten during the run must not be cached under its old content's key)."""
+def read_checked(path: Path, content: str) -> bytes:
+    """The file's bytes when they still hash to ``content`` (a file rewritten during the run must not be cached
+    under its old content's key; "" checks nothing), else :class:`DecodeError` saying why."""
     try:
-        data = on_disk(root, rel).read_bytes()
+        data = path.read_bytes()
     except FileNotFoundError:
-        return Item(key, rel, reason="file not found (broken link or removed during the run)")
+        raise DecodeError("file not found (broken link or removed during the run)") from None
     except OSError as exc:
-        return Item(key, rel, reason=f"cannot read file: {exc.strerror or exc}")
-    return data if content_hash(data) == key else Item(key, rel, reason=CHANGED)
+        raise DecodeError(f"cannot read file: {exc.strerror or exc}") from None
+    if content and content_hash(data) != content:
+        raise DecodeError(CHANGED)
+    return data
+
+
+def _read(root: Path, key: str, rel: str) -> bytes | Item:
+    """Image ``rel``'s bytes (:func:`read_checked`), or the reason it cannot be used."""
+    try:
+        return read_checked(on_disk(root, rel), key)
+    except DecodeError as exc:
+        return Item(key, rel, reason=str(exc))
 
 
 def _decode_with_pillow(root: Path, key: str, rel: str, prep: Preprocessing) -> Item:
