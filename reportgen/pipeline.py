@@ -115,9 +115,10 @@ def build_report(
     with _timed("cluster", timings, cached):
         method, combined = ensemble.bound(embeddings.images, config, embeddings.backbone)  # its other vectors
         clustering = cluster(reduced, k_selection.chosen_k, config, method, combined)
-    previous = diff.read(config.out_dir) if held == "same" else None  # the outputs this run replaces
-    # Matched clusters keep the last run's ids and names (same settings); the others are numbered by size.
-    clustering, lineage = identity.carry(clustering, embeddings.images.paths, previous, config, other=held == "other")
+        previous = diff.read(config.out_dir) if held == "same" else None  # the outputs this run replaces
+        # Matched clusters keep the last run's ids and names (same settings); the others are numbered by size.
+        paths, other = embeddings.images.paths, held == "other"
+        clustering, lineage = identity.carry(clustering, paths, previous, config, other=other)
     with _timed("analyze", timings, cached):
         analysis = analyze(embeddings, reduced, clustering, config, k_selection.second_opinion)
     with _timed("explain", timings, cached):
@@ -125,12 +126,14 @@ def build_report(
     with _timed("map", timings, cached):
         layout = project_2d(reduced, config)
 
-    past = history.read(config.out_dir)  # the runs kept before this one (their trend, and what was skipped)
-    run = assemble(config, embeddings, reduced, k_selection, clustering, analysis, layout, timings, explanations, past)
-    run = replace(run, lineage=lineage)
-    if previous is not None:  # what changed since then
-        run = replace(run, changes=diff.compare(previous, diff.Snapshot(run.summary(), run.images.table())))
     with _interruptible(cached):  # the outputs are replaced together or not at all
+        past = history.read(config.out_dir)  # the runs kept before this one (their trend, and what was skipped)
+        run = assemble(
+            config, embeddings, reduced, k_selection, clustering, analysis, layout, timings, explanations, past
+        )
+        run = replace(run, lineage=lineage)
+        if previous is not None:  # what changed since then
+            run = replace(run, changes=diff.compare(previous, diff.Snapshot(run.summary(), run.images.table())))
         outputs = write_outputs(run, inputs)
         export(run, embeddings.features)  # --export-folders, --save-embeddings
     return Result(run, outputs, embeddings)

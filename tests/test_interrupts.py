@@ -20,7 +20,7 @@ from reportgen.errors import Terminated
 
 FAST = ["--backbone", "efficientnet-lite0", "--no-explain", "-q"]
 # Every stage the pipeline runs after embedding, and the writing of the outputs.
-LATER = ["reduce", "choose_k", "cluster", "analyze", "explain", "project_2d", "write_outputs", "export"]
+LATER = ["reduce", "choose_k", "cluster", "analyze", "explain", "project_2d", "assemble", "write_outputs", "export"]
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
