@@ -142,9 +142,10 @@ def _walk(root: Path, own: frozenset[str]) -> tuple[list[str], dict[str, list[st
             if is_own(entry.path, own):
                 passed.append(_rel(root, Path(entry.path)))
                 continue
-            name = readable(entry.name)  # a class is its folder's name as the outputs show it
-            class_files[name] = []
-            _collect(root, Path(entry.path), class_files[name], skipped, visited=set(), own=(own, passed))
+            name = readable(entry.name)  # a class is its folder's name as the outputs show it (two may read alike)
+            _collect(
+                root, Path(entry.path), class_files.setdefault(name, []), skipped, visited=set(), own=(own, passed)
+            )
         elif _is_image_name(entry.name):
             _add_file(root, Path(entry.path), top_files, skipped)
     return top_files, class_files, skipped, passed
