@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fsutil import atomic_write
+from .fsutil import atomic_write, why
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,6 @@ def save_memo(root: Path, kind: str, key: str, data: dict) -> None:
         atomic_write(path, json.dumps(data).encode("utf-8"))
     except OSError as exc:
         _cannot_write(root, why(exc))
-
-
-def why(exc: OSError) -> str:
-    """The system's words for a failed write."""
-    return getattr(exc, "reason", None) or exc.strerror or str(exc)
 
 
 @lru_cache(maxsize=16)

@@ -55,6 +55,11 @@ def is_own(folder: str | os.PathLike[str], own: frozenset[str]) -> bool:
     return os.path.realpath(folder) in own or os.path.isfile(os.path.join(folder, STATE_FILE))
 
 
+def why(exc: OSError) -> str:
+    """The system's words for a failed read or write (an :class:`UnwritableError` keeps them as ``reason``)."""
+    return getattr(exc, "reason", None) or exc.strerror or str(exc)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk, and rename it into place."""
     write_together(path.parent, {path.name: data})
@@ -100,7 +105,7 @@ def write_together(folder: Path, files: dict[str, bytes]) -> None:
             tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and not isinstance(exc, UnwritableError):
             where = folder / staged[-1][0] if staged else folder
-            reason = exc.strerror or str(exc)
+            reason = why(exc)
             raise UnwritableError(f"cannot write '{where}': {reason}; the files there are unchanged", reason) from None
         raise
     with _signals_held():

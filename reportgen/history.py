@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from .fsutil import HISTORY as FOLDER
-from .fsutil import write_together
+from .fsutil import why, write_together
 from .schema import no_json
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def record(out_dir: Path, files: dict[str, bytes], generated: str, keep: int) ->
         (root / name).mkdir(parents=True)
         write_together(root / name, {f: files[f] for f in FILES})
     except OSError as exc:
-        log.warning("cannot keep this run in '%s': %s", root, exc.strerror or exc)
+        log.warning("cannot keep this run in '%s': %s", root, why(exc))
         shutil.rmtree(root / name, ignore_errors=True)  # no entry cut short
         return None
     ours = sorted(p for p in root.iterdir() if p.is_dir() and NAME.match(p.name))

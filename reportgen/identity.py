@@ -69,10 +69,9 @@ def carry(
     changed = settings_changed(previous.summary, config)
     if changed:
         return clustering, replace(by_size, reason=_by_size(f"the cluster settings changed ({changed})"))
-    old = _old_clusters(previous)
-    if old is None:
+    old_of = _old_clusters(previous)  # path -> the last run's cluster id
+    if old_of is None:
         return clustering, replace(by_size, reason=_by_size("the last run's assignments.csv has no usable cluster ids"))
-    old_of = old
     shared = [i for i, p in enumerate(paths) if p in old_of]
     new_c = clustering.labels[shared].astype(int)
     new_c = np.where(new_c >= clustering.k, -1, new_c)  # the noise group matches the last run's

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .config import Config
 from .errors import UnwritableError
+from .fsutil import why
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def probe(folder: Path) -> str | None:
         os.close(fd)
         os.unlink(name)
     except OSError as exc:
-        return exc.strerror or str(exc)
+        return why(exc)
     return None
 
 
