@@ -149,6 +149,13 @@ class Config:
         "forward-pass arithmetic (default auto: bf16 on a GPU or a CPU with bf16 instructions, else fp32)",
         choices=("auto", "fp32", "bf16"),
     )
+    runtime: str = option(
+        "auto",
+        "what runs the forward pass on the CPU (default auto: the fastest measured here; torch on a GPU, in bf16 "
+        "and for a first export of under 500 images)",
+        choices=("auto", "torch", "onnxruntime", "openvino"),
+        shapes_outputs=False,
+    )
     jpeg_decoder: str = option(
         "auto",
         "who decodes JPEGs (default auto: torchvision on the GPU when the model runs there, else Pillow)",
@@ -281,6 +288,13 @@ class Config:
         if self.save_embeddings == "parquet" and importlib.util.find_spec("pyarrow") is None:
             raise InvalidOptionError(
                 "--save-embeddings parquet needs pyarrow: pip install 'reportgen[parquet]'; or --save-embeddings npy"
+            )
+        if self.runtime in ("onnxruntime", "openvino") and importlib.util.find_spec(self.runtime) is None:
+            extra = "onnxruntime" if self.runtime == "onnxruntime" else "'reportgen[openvino]'"
+            raise InvalidOptionError(f"--runtime {self.runtime} needs the {self.runtime} package: pip install {extra}")
+        if self.runtime == "onnxruntime" and self.precision == "bf16":
+            raise InvalidOptionError(
+                "--runtime onnxruntime computes in fp32; with --precision bf16 use torch or openvino"
             )
         if self.ensemble_features is not None:
             try:

@@ -99,6 +99,7 @@ class Extraction:
     cache: CacheUse
     has_predictions: bool
     blocks: tuple[FeatureBlock, ...] = field(default=(), metadata={"key": "feature_blocks"})
+    runtime: str = "none (every image was in the cache)"  # torch, onnxruntime or openvino (--runtime)
 
 
 @dataclass(frozen=True)

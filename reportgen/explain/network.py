@@ -120,7 +120,7 @@ class Split(nn.Module):
         keep = {OUT: by_name[last], **{f"f{i}": by_name[n] for i, n in enumerate(feature_nodes)}}
         self.head_module, self.tail_module, self.n_deps, self.follows = _cut(body, by_name[layer], keep)
         self._check(trunk, crop)
-        from ..extract.runner import _fused
+        from ..extract.runtime import _fused
 
         plain, fused = self.head_module, _fused(self.head_module)
         self.head_module = fused  # batch-norm folded into the convolutions: the head runs about 1.3x faster

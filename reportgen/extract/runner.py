@@ -1,5 +1,6 @@
 """Running any :class:`~reportgen.extract.base.Extractor` over image files: the one place that owns batching,
-decoding workers, the device, the precision, the optimised network, top-5 classes and the progress bar.
+decoding (overlapped with the forward pass), the device, the precision, the runtime, top-5 classes and the
+progress bar.
 
 Imported only when some image needs computing, so a fully cached rerun never imports torch.
 """
@@ -8,8 +9,12 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from queue import Full, Queue
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -19,10 +24,12 @@ from tqdm.auto import tqdm
 from ..cache import CacheEntry
 from ..config import Config
 from ..errors import BackboneError, InvalidOptionError
+from . import runtime
 from .base import TOP_K, Extractor
 from .decode import DecodeDataset, collate, decode_jpegs, pick_jpeg_decoder
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def pick_device(requested: str) -> str:
@@ -65,15 +72,16 @@ def run(
     device: str,
     on_entry: Callable[[str, CacheEntry], None] | None = None,
     precision: str = "fp32",
-) -> tuple[dict[str, CacheEntry], dict[str, str]]:
+) -> Embedded:
     """Compute the entries of ``todo`` (content hash -> path) with ``extractor``.
 
     Parameters
     ----------
-    extractor : the loaded model; its ``network`` is run, optimised, on ``device``.
+    extractor : the loaded model; its ``network`` is run on ``device`` by the runtime ``config.runtime`` picks
+        (:func:`.runtime.pick`).
     root : the data folder the paths are relative to.
     todo : content hash -> relative path of one file with that content.
-    config : batch size, workers, JPEG decoder and progress options.
+    config : batch size, workers, JPEG decoder, runtime, cache and progress options.
     device : ``cpu`` or ``cuda`` (see :func:`pick_device`).
     on_entry : called for each entry as soon as its batch is done (the cache stores it then, so a run killed
         half-way keeps what it computed).
@@ -81,11 +89,14 @@ def run(
 
     Returns
     -------
-    Entries by content hash, and failure reasons by content hash. An entry's top-5 arrays have shape ``(0,)``
-    when the extractor has no classifier head.
+    :class:`Embedded`: entries and failure reasons by content hash, and the runtime and precision that ran. An
+    entry's top-5 arrays have shape ``(0,)`` when the extractor has no classifier head.
 
-    With ``config.jpeg_decoder`` resolving to ``torchvision`` (:func:`pick_jpeg_decoder`), the workers only read
-    JPEG files and the main process decodes each batch of them on ``device``; other formats take the Pillow path.
+    Decoding overlaps the forward pass: a background thread decodes the next batches (in this process, or
+    taking them from ``config.workers`` processes) while the runtime computes this one; Pillow, torch and both
+    ONNX runtimes release the GIL for their work. With ``config.jpeg_decoder`` resolving to ``torchvision``
+    (:func:`pick_jpeg_decoder`), the workers only read JPEG files and the main process decodes each batch of them
+    on ``device``; other formats take the Pillow path.
     """
     items = sorted(todo.items(), key=lambda kv: kv[1])
     batch_size = config.resolved_batch_size(device)
@@ -101,14 +112,14 @@ def run(
         persistent_workers=False,
         worker_init_fn=_leave_signals_to_the_parent,
     )
-    # channels-last doubles CPU throughput for these CNNs (docs/benchmarks.md) and is what GPUs want too.
-    network = _fused(extractor.network).to(device, memory_format=torch.channels_last)
+    cache_root = config.resolved_cache_dir if config.use_cache else None
+    forward = runtime.pick(extractor, config.runtime, device, precision, cache_root, len(items), batch_size)
     entries: dict[str, CacheEntry] = {}
     failed: dict[str, str] = {}
     refused = 0
     bar = tqdm(total=len(items), desc="Embedding", unit="img", disable=not config.progress)
-    with bar, torch.inference_mode():  # the bar ends its line even on Ctrl-C
-        for part in loader:
+    with bar, prefetched(loader) as parts:  # the bar ends its line even on Ctrl-C
+        for part in parts:
             failed.update(part.failed)
             groups = [(part.keys, part.pixels, part.thumbnails)]
             if part.raw:
@@ -119,7 +130,7 @@ def run(
             for keys, pixels, thumbs in groups:
                 if pixels is None:
                     continue
-                feats, top_i, top_p = _forward(extractor, network, pixels, device, precision)
+                feats, top_i, top_p = _forward(extractor, forward, pixels)
                 for j, key in enumerate(keys):
                     entries[key] = CacheEntry(feats[j], top_i[j], top_p[j], thumbs[j])
                     if on_entry is not None:
@@ -133,42 +144,27 @@ def run(
             "s" if refused != 1 else "",
             device,
         )
-    return entries, failed
+    return Embedded(entries, failed, forward.runtime, forward.precision)
 
 
-def _fused(network: torch.nn.Module) -> torch.nn.Module:
-    """The network with batch-norm folded into its convolutions (torch.fx), or unchanged if it cannot be traced or
-    says it must not be (``fusable = False``)."""
-    import torch.fx.experimental.optimization as fx_optimization
+class Embedded(NamedTuple):
+    """What :func:`run` computed, and with what."""
 
-    if not getattr(network, "fusable", True):
-        return network
-    try:
-        return fx_optimization.fuse(network.eval())
-    except Exception as exc:  # noqa: BLE001 - tracing fails on some models; the plain one is still correct
-        log.debug("conv/batch-norm fusion skipped: %s", exc)
-        return network
+    entries: dict[str, CacheEntry]
+    failed: dict[str, str]
+    runtime: str
+    precision: str
 
 
-def _forward(
-    extractor: Extractor, network: torch.nn.Module, batch: torch.Tensor, device: str, precision: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Features (float32 N x dim), top-5 class indices (int32) and probabilities (float32) for one batch.
+def _forward(extractor: Extractor, forward: runtime.Forward, batch: torch.Tensor) -> tuple[np.ndarray, ...]:
+    """Features (float32 N x dim), top-5 class indices (int32) and probabilities (float32) for one uint8 batch.
 
-    The class probabilities come from the float32 features on the CPU, outside autocast, so that a head can
-    compute them independently of the batch (the classifiers' float64 head does) and ``--batch-size`` does not
-    change them. Without a head the top-5 arrays are N x 0.
+    The class probabilities come from the float32 outputs on the CPU, outside autocast and outside the runtime,
+    so that a head can compute them independently of the batch (the classifiers' float64 head does) and neither
+    ``--batch-size`` nor ``--runtime`` changes them. Without a head the top-5 arrays are N x 0.
     """
-    if device == "cuda":
-        batch = batch.to(device, non_blocking=True, memory_format=torch.channels_last)
-    else:
-        batch = batch.contiguous(memory_format=torch.channels_last)
-    with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        out = network(batch)
-    # A network may return (features, the head's input), as a layer of a classifier does (extract.layers).
-    feats, head_input = out if isinstance(out, tuple) else (out, None)
-    feats = feats.float().cpu()
-    head_input = feats if head_input is None else head_input.float().cpu()
+    feats, head_input = forward.call(batch)
+    head_input = feats if head_input is None else head_input
     if feats.shape[1:] != (extractor.dim,):
         shape = tuple(feats.shape)
         raise BackboneError(f"backbone '{extractor.spec}' gave features of shape {shape}, not N x {extractor.dim}")
@@ -178,6 +174,49 @@ def _forward(
         return feats.numpy().astype(np.float32), np.zeros((n, 0), np.int32), np.zeros((n, 0), np.float32)
     top_p, top_i = probs.topk(TOP_K, dim=1)
     return feats.numpy().astype(np.float32), top_i.numpy().astype(np.int32), top_p.numpy()
+
+
+@contextmanager
+def prefetched(batches: Iterable[T], depth: int = 2) -> Iterator[Iterator[T]]:
+    """``batches`` drawn by a background thread up to ``depth`` ahead of the caller; an error in the thread is
+    raised in the caller. Leaving the block (at the end, on an error or on Ctrl-C) stops the thread."""
+    queue: Queue[tuple[str, object]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, object]) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put(("batch", batch)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
+            put(("error", exc))
+
+    def drain() -> Iterator[T]:
+        while True:
+            kind, value = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value  # type: ignore[misc]
+            yield value  # type: ignore[misc]
+
+    thread = threading.Thread(target=produce, name="reportgen-decode", daemon=True)
+    thread.start()
+    try:
+        yield drain()
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _leave_signals_to_the_parent(worker: int) -> None:

@@ -49,6 +49,7 @@ class Embeddings:
     has_predictions: bool = True
     blocks: tuple[FeatureBlock, ...] = ()  # each spec of a stack, in column order (one for a single spec)
     hashes: tuple[str, ...] = ()  # each row's file content hash (the cache key of its entries)
+    runtime: str = "none (every image was in the cache)"  # what ran the forward pass (extract.runtime)
 
     @property
     def block_weights(self) -> tuple[tuple[int, float], ...]:
@@ -97,6 +98,8 @@ def extract(images: ImageSet, config: Config) -> Embeddings:
     failed: dict[str, str] = {}
     computed: set[str] = set()
     device = "none (every image was in the cache)"
+    runtimes: list[str] = []
+    precisions: list[str] = []
     if todo:
         # Only now pay for importing torch: a fully cached rerun never does.
         from . import runner
@@ -111,12 +114,14 @@ def extract(images: ImageSet, config: Config) -> Embeddings:
             extractor = load_group([stack.parts[i] for i in parts])
             store = functools.partial(_store, [(entries[i], caches[i], stack.parts[i].resolution.dim) for i in parts])
             try:
-                done, lost = runner.run(extractor, images.root, missing, config, device, store, precision)
+                done = runner.run(extractor, images.root, missing, config, device, store, precision)
             except KeyboardInterrupt as exc:  # Ctrl-C: say how many images the cache keeps
                 raise Interrupted.of(exc, _saved(hashes, caches)) from None
-            computed.update(done)
-            failed.update(lost)
-        device = f"{device} ({precision})"
+            computed.update(done.entries)
+            failed.update(done.failed)
+            runtimes.append(done.runtime)
+            precisions.append(done.precision)
+        device = f"{device} ({', '.join(dict.fromkeys(precisions))})"
     else:
         log.info("all %d images found in the cache; the model was not loaded", len(hashes))
 
@@ -164,6 +169,7 @@ def extract(images: ImageSet, config: Config) -> Embeddings:
         has_predictions=head is not None,
         blocks=stack.blocks,
         hashes=tuple(rows),
+        runtime=", ".join(dict.fromkeys(runtimes)) or "none (every image was in the cache)",
     )
 
 
