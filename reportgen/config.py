@@ -292,10 +292,8 @@ class Config:
         if self.runtime in ("onnxruntime", "openvino") and importlib.util.find_spec(self.runtime) is None:
             extra = "onnxruntime" if self.runtime == "onnxruntime" else "'reportgen[openvino]'"
             raise InvalidOptionError(f"--runtime {self.runtime} needs the {self.runtime} package: pip install {extra}")
-        if self.runtime == "onnxruntime" and self.precision == "bf16":
-            raise InvalidOptionError(
-                "--runtime onnxruntime computes in fp32; with --precision bf16 use torch or openvino"
-            )
+        if self.runtime in ("onnxruntime", "openvino") and self.precision == "bf16":
+            raise InvalidOptionError(f"--runtime {self.runtime} computes in fp32; with --precision bf16 use torch")
         if self.ensemble_features is not None:
             try:
                 stack.check(self.ensemble_features)

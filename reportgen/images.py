@@ -74,16 +74,22 @@ def tensor_decodable_jpeg(data: bytes) -> bool:
     where Pillow refuses them) goes through :func:`load_rgb`, which decodes it or says why it cannot be used.
     Only the header is parsed.
     """
+    return tensor_decodable_size(data) is not None
+
+
+def tensor_decodable_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as stored of a JPEG :func:`tensor_decodable_jpeg` accepts, else ``None``."""
     if not data.startswith(b"\xff\xd8\xff") or not data.rstrip(b"\0\r\n ").endswith(b"\xff\xd9"):
-        return False
+        return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as im:
                 w, h = im.size
-                return im.format == "JPEG" and im.mode in ("RGB", "L") and 0 < w * h <= MAX_PIXELS
+                ok = im.format == "JPEG" and im.mode in ("RGB", "L") and 0 < w * h <= MAX_PIXELS
+                return (w, h) if ok else None
     except Exception:  # noqa: BLE001 - a header Pillow cannot read: load_rgb will report it
-        return False
+        return None
 
 
 def thumbnail_size(width: int, height: int, size: int = THUMBNAIL_SIZE) -> tuple[int, int]:

@@ -103,6 +103,7 @@ def test_fingerprint_follows_inputs_not_run_settings(folder: Path, tmp_path: Pat
     same = fingerprint(base)
     assert fingerprint(Config(folder, backbone="efficientnet-lite0", workers=0, batch_size=2, progress=False)) == same
     assert fingerprint(Config(folder, backbone="efficientnet-lite0", cache_dir=tmp_path / "c")) == same
+    assert fingerprint(Config(folder, backbone="efficientnet-lite0", runtime="onnxruntime")) == same  # same features
     assert fingerprint(Config(folder, backbone="efficientnet-lite0", seed=1)) != same
     assert fingerprint(Config(folder, backbone="efficientnet-lite0", power_norm=False)) != same
     (folder / ".hidden").write_text("ignored, as discovery ignores it")

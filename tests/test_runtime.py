@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import shutil
@@ -165,7 +166,13 @@ def test_a_runtime_whose_outputs_differ_from_torchs_is_not_used(
     (line,) = [r.message for r in caplog.records if r.name == "reportgen.extract.runtime"]
     assert line.startswith("runtime onnxruntime gives other features than torch for 'tiny-runtime' (features: cosine")
     (folder,) = (tmp_path / "cache" / export.FOLDER).iterdir()
-    assert json.loads((folder / "meta.json").read_text())["status"] == "unexportable"
+    assert json.loads((folder / "refused-onnxruntime.json").read_text())["reason"].startswith("features: cosine")
+    caplog.clear()
+    shutil.rmtree(tmp_path / "cache" / "v3")
+    with caplog.at_level(logging.WARNING):
+        assert extract(discover(cfg), cfg).runtime == "torch"  # remembered: not loaded again
+    (line,) = [r.message for r in caplog.records if r.name == "reportgen.extract.runtime"]
+    assert line.startswith("runtime onnxruntime gave other features than torch for 'tiny-runtime' (features: cos")
 
 
 def test_auto_keeps_torch_for_a_first_export_of_few_images_and_times_the_runtimes_once_exported(
@@ -213,8 +220,9 @@ def test_auto_keeps_torch_in_bf16_and_explicit_choices_are_checked_before_any_wo
 
     with pytest.raises(InvalidOptionError, match="--runtime must be auto, torch, onnxruntime or openvino, got 'tvm'"):
         Config(tmp_path, runtime="tvm")
-    with pytest.raises(InvalidOptionError, match=r"^--runtime onnxruntime computes in fp32; with --precision bf16"):
-        Config(tmp_path, runtime="onnxruntime", precision="bf16")
+    for name in ("onnxruntime", "openvino"):
+        with pytest.raises(InvalidOptionError, match=rf"^--runtime {name} computes in fp32; with --precision bf16"):
+            Config(tmp_path, runtime=name, precision="bf16")
     real = runtime.importlib.util.find_spec
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
     with pytest.raises(InvalidOptionError, match=r"^--runtime openvino needs the openvino package: pip install "):
@@ -252,3 +260,48 @@ def test_decoding_runs_ahead_in_a_thread_and_its_errors_reach_the_caller() -> No
     with runner.prefetched(endless(), depth=2) as parts:
         assert next(parts) == 0  # leaving early stops the thread
     assert not any(t.name == "reportgen-decode" for t in threading.enumerate())
+
+
+@pytest.mark.e2e
+def test_the_report_on_sample_data_is_the_same_with_every_runtime(tmp_path: Path) -> None:
+    from conftest import SAMPLE_DATA
+
+    from reportgen.cli import main
+
+    def run(name: str) -> tuple[list[dict[str, str]], dict]:
+        out = tmp_path / name
+        args = [str(SAMPLE_DATA), "-o", str(out), "--cache-dir", str(tmp_path / f"cache-{name}"), "--runtime", name]
+        assert main([*args, "--backbone", LITE, "--no-explain", "-q"]) == 0
+        with (out / "assignments.csv").open(newline="") as fh:
+            return list(csv.DictReader(fh)), json.loads((out / "summary.json").read_text())
+
+    rows, summary = run("torch")
+    assert summary["runtime"] == "torch"
+    for name in [r for r in ("onnxruntime", "openvino") if runtime.installed(r)]:
+        other_rows, other = run(name)
+        assert other["runtime"] == name and other["device"] == "cpu (fp32)"
+        for key in ("chosen_k", "metrics", "clusters", "count_matrix", "oddballs", "class_spread", "n_outliers"):
+            _same(other[key], summary[key], key)
+        assert [r["path"] for r in other_rows] == [r["path"] for r in rows]
+        for a, b in zip(rows, other_rows, strict=True):
+            for column, value in a.items():
+                if column in ("distance", "top1_prob"):  # float32 sums in another order: the 6th decimal
+                    assert float(b[column]) == pytest.approx(float(value), abs=1e-4)
+                else:
+                    assert b[column] == value, (a["path"], column)
+
+
+def _same(a: object, b: object, where: str) -> None:
+    """``a`` and ``b`` equal, floats to 1e-4 (float32 sums in another order move the 6th decimal)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            _same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) or isinstance(b, float):
+        assert a == pytest.approx(b, abs=1e-4), where
+    else:
+        assert a == b, where

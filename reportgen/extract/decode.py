@@ -20,7 +20,7 @@ from torchvision.transforms.v2 import functional as TF
 from ..cache import content_hash
 from ..errors import DecodeError
 from ..fsutil import on_disk
-from ..images import THUMBNAIL_QUALITY, load_rgb, tensor_decodable_jpeg, thumbnail_size
+from ..images import THUMBNAIL_QUALITY, load_rgb, tensor_decodable_jpeg, tensor_decodable_size, thumbnail_size
 from .base import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -114,11 +114,31 @@ def _decode_with_pillow(root: Path, key: str, rel: str, prep: Preprocessing) -> 
     data = _read(root, key, rel)
     if isinstance(data, Item):
         return data
-    try:
-        pixels = as_tensor(load_rgb(io.BytesIO(data), draft_size=prep.resize))
-    except DecodeError as exc:
-        return Item(key, rel, reason=str(exc))
+    pixels = _small_jpeg(data, prep)
+    if pixels is None:
+        try:
+            pixels = as_tensor(load_rgb(io.BytesIO(data), draft_size=prep.resize))
+        except DecodeError as exc:
+            return Item(key, rel, reason=str(exc))
     return Item(key, rel, pixels=crop_pixels(pixels, prep), thumbnail=thumbnail_of(pixels))
+
+
+def _small_jpeg(data: bytes, prep: Preprocessing) -> torch.Tensor | None:
+    """A JPEG that Pillow's reduced-size decoding would not shrink (a side under twice ``prep.resize``) decoded by
+    torchvision's decoder: the same libjpeg pixels (identical on sample_data) in 60% of Pillow's time. ``None``
+    for anything else, or when it refuses the file: Pillow decodes those, with ``draft`` for large JPEGs."""
+    size = tensor_decodable_size(data)
+    if size is None or min(size) >= 2 * prep.resize:
+        return None
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # see decode_jpegs
+            raw = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+            return decode_jpeg(raw, mode=ImageReadMode.RGB, apply_exif_orientation=True)
+    except RuntimeError:
+        return None
 
 
 def as_tensor(im: Image.Image) -> torch.Tensor:

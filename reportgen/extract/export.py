@@ -143,10 +143,23 @@ def forget(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def mark_unusable(folder: Path, reason: str) -> None:
-    """Remember that this export gives features other than torch's, so later runs use torch without exporting."""
-    forget(folder)
-    _write_meta(folder, {"status": "unexportable", "reason": reason})
+def refuse(folder: Path, runtime: str, version: str, reason: str) -> None:
+    """Remember that ``runtime`` (at ``version``) gives other outputs than torch on this export, so that later runs
+    use torch without loading it (another version of the runtime is tried again)."""
+    try:
+        text = json.dumps({"version": version, "reason": reason})
+        atomic_write(folder / f"refused-{runtime}.json", text.encode())
+    except OSError as exc:
+        log.debug("cannot record the refusal in '%s': %s", folder, exc)
+
+
+def refused(folder: Path, runtime: str, version: str) -> str | None:
+    """Why ``runtime`` at ``version`` was refused on this export, or ``None``."""
+    try:
+        record = json.loads((folder / f"refused-{runtime}.json").read_text(encoding="utf-8"))
+        return str(record["reason"]) if record.get("version") == version else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _export(extractor: Extractor) -> tuple[int, bytes]:

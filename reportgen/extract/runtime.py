@@ -8,7 +8,8 @@ PyTorch's in float32, and it is used only when every row agrees to a cosine simi
 Anything that goes wrong on the way (a package missing, a network the exporter cannot take, a file a runtime
 cannot load, outputs that disagree) is one log line and the run goes on with PyTorch.
 
-``auto`` keeps PyTorch on a GPU and in bf16 (neither ONNX runtime computes bf16 on a CPU here), and for a
+Both ONNX runtimes compute in float32 (``--precision bf16`` with either is refused by the options; with ``auto``
+precision they run float32 and the run says so). ``auto`` keeps PyTorch on a GPU and in bf16, and for a
 first export of a few images (exporting costs seconds: ``AUTO_EXPORT_MIN``). Otherwise it times each usable
 runtime on one batch, keeps the fastest, and remembers the choice for this machine, batch size and model.
 
@@ -85,9 +86,10 @@ def pick(
     wanted = [requested] if requested != "auto" else [r for r in RUNTIMES[1:] if installed(r)]
     folder = export.folder_for(extractor, cache_root if cache_root is not None else _scratch())
     if requested == "auto" and wanted and not (folder / "meta.json").exists() and n_images < AUTO_EXPORT_MIN:
-        log.info("runtime torch: %d images to embed, too few to pay for exporting the model", n_images)
+        log.debug("runtime torch: %d images to embed, too few to pay for exporting the model", n_images)
         wanted = []
-    forwards = [f for name in wanted if (f := _load(name, extractor, folder, precision)) is not None]
+    say = log.warning if requested != "auto" else log.info  # auto's fallbacks are its normal course
+    forwards = [f for name in wanted if (f := _load(name, extractor, folder, precision, say)) is not None]
     if requested != "auto":
         return forwards[0] if forwards else torch_pass(extractor, device, precision)
     if not forwards:
@@ -112,32 +114,37 @@ def torch_pass(extractor: Extractor, device: str, precision: str) -> Forward:
     return Forward("torch", precision, call)
 
 
-def _load(name: str, extractor: Extractor, folder: Path, precision: str) -> Forward | None:
+def _load(
+    name: str, extractor: Extractor, folder: Path, precision: str, say: Callable[..., None] = log.warning
+) -> Forward | None:
     """``name``'s forward pass on the export in ``folder`` (exported now if need be), checked against torch's, or
-    ``None`` after one log line saying why torch runs instead."""
+    ``None`` after one line (``say``) saying why torch runs instead."""
     made = export.exported(extractor, folder)
     if made.path is None:
-        log.warning("runtime %s: '%s' cannot be exported (%s); using torch", name, extractor.spec, made.reason)
+        say("runtime %s: '%s' cannot be exported (%s); using torch", name, extractor.spec, made.reason)
+        return None
+    refused = export.refused(folder, name, _version(name))
+    if refused is not None:
+        say("runtime %s gave other features than torch for '%s' (%s); using torch", name, extractor.spec, refused)
         return None
     threads = torch.get_num_threads()
-    bf16 = precision == "bf16" and name == "openvino"
     try:
-        call = _SESSIONS[name](made.path, folder, threads, bf16)
+        call = _SESSIONS[name](made.path, folder, threads)
     except Exception:  # noqa: BLE001 - a file the runtime cannot load: export once more, then give up
         made = export.exported(extractor, folder, rebuild=True)
         try:
-            call = _SESSIONS[name](made.path, folder, threads, bf16) if made.path is not None else None
+            call = _SESSIONS[name](made.path, folder, threads) if made.path is not None else None
         except Exception as exc:  # noqa: BLE001
-            log.warning("runtime %s cannot load the model of '%s' (%s); using torch", name, extractor.spec, exc)
+            say("runtime %s cannot load the model of '%s' (%s); using torch", name, extractor.spec, exc)
             return None
         if call is None:
             return None
     far = _disagreement(extractor, folder, call)
     if far is not None:
-        log.warning("runtime %s gives other features than torch for '%s' (%s); using torch", name, extractor.spec, far)
-        export.mark_unusable(folder, f"{name}: {far}")
+        say("runtime %s gives other features than torch for '%s' (%s); using torch", name, extractor.spec, far)
+        export.refuse(folder, name, _version(name), far)
         return None
-    return Forward(name, "bf16" if bf16 else "fp32", call)
+    return Forward(name, "fp32", call)
 
 
 def _disagreement(extractor: Extractor, folder: Path, call: Callable[[torch.Tensor], Outputs]) -> str | None:
@@ -166,7 +173,7 @@ def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(cos.min())
 
 
-def _onnxruntime(model: Path, folder: Path, threads: int, bf16: bool) -> Callable[[torch.Tensor], Outputs]:
+def _onnxruntime(model: Path, folder: Path, threads: int) -> Callable[[torch.Tensor], Outputs]:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -185,14 +192,14 @@ def _onnxruntime(model: Path, folder: Path, threads: int, bf16: bool) -> Callabl
     return call
 
 
-def _openvino(model: Path, folder: Path, threads: int, bf16: bool) -> Callable[[torch.Tensor], Outputs]:
+def _openvino(model: Path, folder: Path, threads: int) -> Callable[[torch.Tensor], Outputs]:
     import openvino as ov
 
     core = ov.Core()
     settings = {
         "PERFORMANCE_HINT": "LATENCY",  # one stream with every thread: one batch at a time
         "INFERENCE_NUM_THREADS": threads,
-        "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",  # else it may pick bf16 on its own
+        "INFERENCE_PRECISION_HINT": "f32",  # else it may pick bf16 on its own, and the features would differ
         "ENABLE_CPU_PINNING": False,  # decoding shares the cores
     }
     blobs = folder / "openvino"
@@ -266,16 +273,19 @@ def _machine(batch_size: int) -> str:
         )
     except OSError:
         cpu = platform.processor()
-    versions = []
-    for name in PACKAGES.values():
-        try:
-            from importlib.metadata import version
-
-            versions.append(f"{name} {version(name)}")
-        except Exception:  # noqa: BLE001 - not installed
-            versions.append(f"{name} none")
+    versions = [f"{name} {_version(name)}" for name in PACKAGES]
     text = f"{cpu}|{os.cpu_count()}|{torch.get_num_threads()}|{batch_size}|{torch.__version__}|{'|'.join(versions)}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _version(runtime: str) -> str:
+    """The installed version of ``runtime``'s package, or ``none``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(PACKAGES[runtime])
+    except PackageNotFoundError:
+        return "none"
 
 
 def _split(out: torch.Tensor | tuple[torch.Tensor, ...]) -> Outputs:
