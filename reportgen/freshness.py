@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = 2  # 2: the state moved out of summary.json into its own file
 VERSIONED_PACKAGES = (
-    "reportgen", "torch", "torchvision", "numpy", "scikit-learn", "kneed", "pandas", "Pillow", "captum"
+    "reportgen", "torch", "torchvision", "numpy", "scikit-learn", "kneed", "pandas", "Pillow", "captum",
+    "onnxruntime", "openvino",  # the --runtime choices: they compute the features of a run that uses them
 )  # fmt: skip
 OUTPUTS = ("report.html", "assignments.csv", "summary.json")  # what the state must vouch for, all of them
 
