@@ -57,14 +57,18 @@ class Standardized(nn.Module):
         return self.network((pixels.float() / 255.0 - self.mean) / self.std)
 
 
+def split(out: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(features, head input or ``None``) from a network's one or two outputs, as float32 on the CPU."""
+    feats, head = (out[0], out[1] if len(out) > 1 else None) if isinstance(out, tuple) else (out, None)
+    return feats.float().cpu(), None if head is None else head.float().cpu()
+
+
 @dataclass(frozen=True)
 class Exported:
     """A usable exported model (``path``), or why there is none (``reason``)."""
 
     path: Path | None
     reason: str = ""
-    outputs: int = 1
-    seconds: float = 0.0  # spent exporting in this run (0 when the cached file was used)
 
 
 def folder_for(extractor: Extractor, cache_root: Path) -> Path:
@@ -84,7 +88,7 @@ def exported(extractor: Extractor, folder: Path, rebuild: bool = False) -> Expor
         if meta.get("status") == "unexportable":
             return Exported(None, str(meta.get("reason", "could not be exported")))
         if _matches(model, meta):
-            return Exported(model, outputs=int(meta.get("outputs", 1)))
+            return Exported(model)
         log.warning("the cached export '%s' does not match its record; exporting again", model)
     if tuple(int(p) for p in torch.__version__.split(".")[:2]) < MIN_TORCH:
         return Exported(None, f"exporting needs torch {'.'.join(map(str, MIN_TORCH))} or later")
@@ -94,7 +98,7 @@ def exported(extractor: Extractor, folder: Path, rebuild: bool = False) -> Expor
         return Exported(None, "exporting needs the onnxscript package (pip install onnxscript)")
     start = time.perf_counter()
     try:
-        outputs, data = _export(extractor)
+        data = _export(extractor)
     except Exception as exc:  # noqa: BLE001 - torch.export raises many kinds; any of them means "use torch"
         reason = _first_line(exc)
         _write_meta(folder, {"status": "unexportable", "reason": reason})
@@ -103,11 +107,11 @@ def exported(extractor: Extractor, folder: Path, rebuild: bool = False) -> Expor
     try:
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(model, data)
-        _write_meta(folder, {"status": "ok", "outputs": outputs, "bytes": len(data), "hash": content_hash(data)})
+        _write_meta(folder, {"status": "ok", "bytes": len(data), "hash": content_hash(data)})
     except OSError as exc:  # a full or read-only cache folder
         return Exported(None, f"cannot write the export in '{folder}' ({why(exc)})")
     log.info("exported '%s' for the ONNX runtimes in %.1f s", extractor.spec, seconds)
-    return Exported(model, outputs=outputs, seconds=seconds)
+    return Exported(model)
 
 
 def probe(extractor: Extractor, folder: Path) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor | None]]:
@@ -125,8 +129,8 @@ def probe(extractor: Extractor, folder: Path) -> tuple[torch.Tensor, tuple[torch
         pass
     with torch.inference_mode():
         out = Standardized(extractor.network, extractor.preprocessing).eval()(batch)
-    feats, head = (out[0], out[1] if len(out) > 1 else None) if isinstance(out, tuple) else (out, None)
-    want = (feats.float().clone(), None if head is None else head.float().clone())
+    feats, head = split(out)
+    want = (feats.clone(), None if head is None else head.clone())
     try:
         import io
 
@@ -162,9 +166,9 @@ def refused(folder: Path, runtime: str, version: str) -> str | None:
         return None
 
 
-def _export(extractor: Extractor) -> tuple[int, bytes]:
-    """The ONNX bytes of ``extractor.network`` behind :class:`Standardized`, batch dimension free, and its number
-    of outputs (features, and the classifier head's input for a layer of a classifier)."""
+def _export(extractor: Extractor) -> bytes:
+    """The ONNX bytes of ``extractor.network`` behind :class:`Standardized`, batch dimension free (its outputs: the
+    features, and the classifier head's input for a layer of a classifier)."""
     crop = extractor.preprocessing.crop
     # A copy: torch.export can leave traced state on the module it exports, and the runner optimises the original.
     net = Standardized(copy.deepcopy(extractor.network).float().eval(), extractor.preprocessing)
@@ -185,7 +189,7 @@ def _export(extractor: Extractor) -> tuple[int, bytes]:
         path = Path(tmp) / "model.onnx"
         program.save(str(path), external_data=False)
         data = path.read_bytes()
-    return len(program.model.graph.outputs), data
+    return data
 
 
 @contextmanager

@@ -109,7 +109,7 @@ def torch_pass(extractor: Extractor, device: str, precision: str) -> Forward:
         else:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            return _split(net(batch))
+            return export.split(net(batch))
 
     return Forward("torch", precision, call)
 
@@ -187,7 +187,7 @@ def _onnxruntime(model: Path, folder: Path, threads: int) -> Callable[[torch.Ten
 
     def call(batch: torch.Tensor) -> Outputs:
         outs = session.run(None, {name: batch.contiguous().numpy()})  # releases the GIL: decoding goes on
-        return _split(tuple(torch.from_numpy(o) for o in outs))
+        return export.split(tuple(torch.from_numpy(o) for o in outs))
 
     return call
 
@@ -213,7 +213,7 @@ def _openvino(model: Path, folder: Path, threads: int) -> Callable[[torch.Tensor
     def call(batch: torch.Tensor) -> Outputs:
         results = request.infer({0: batch.contiguous().numpy()})
         # copies: the request reuses its output buffers for the next batch
-        return _split(tuple(torch.from_numpy(np.array(results[o])) for o in compiled.outputs))
+        return export.split(tuple(torch.from_numpy(np.array(results[o])) for o in compiled.outputs))
 
     return call
 
@@ -286,12 +286,6 @@ def _version(runtime: str) -> str:
         return version(PACKAGES[runtime])
     except PackageNotFoundError:
         return "none"
-
-
-def _split(out: torch.Tensor | tuple[torch.Tensor, ...]) -> Outputs:
-    """(features, head input or ``None``) from a network's one or two outputs, as float32 on the CPU."""
-    feats, head = (out[0], out[1] if len(out) > 1 else None) if isinstance(out, tuple) else (out, None)
-    return feats.float().cpu(), None if head is None else head.float().cpu()
 
 
 def _fused(network: torch.nn.Module) -> torch.nn.Module:
