@@ -4,6 +4,7 @@ field; the CLI, a --config file and the Python API refuse the same values with t
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import numbers
 import os
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import Field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .config import Config, split_names
 from .errors import InvalidOptionError
@@ -147,3 +149,32 @@ def _check_path(label: str, want: str, path: Path) -> None:
         raise InvalidOptionError(f"{label} '{path}' cannot be checked: {exc.strerror or exc}") from None
     if want == "writable folder" and not os.access(nearest, os.W_OK | os.X_OK):
         raise InvalidOptionError(f"{label} '{path}' cannot be written: '{nearest}' is not writable")
+
+
+def check_packages(config: Config) -> None:
+    """The options that need an optional package or go together: one line naming the option and the fix."""
+    if config.save_embeddings == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise InvalidOptionError(
+            "--save-embeddings parquet needs pyarrow: pip install 'reportgen[parquet]'; or --save-embeddings npy"
+        )
+    if config.runtime in ("onnxruntime", "openvino") and importlib.util.find_spec(config.runtime) is None:
+        extra = "onnxruntime" if config.runtime == "onnxruntime" else "'reportgen[openvino]'"
+        raise InvalidOptionError(f"--runtime {config.runtime} needs the {config.runtime} package: pip install {extra}")
+    if config.runtime in ("onnxruntime", "openvino") and config.precision == "bf16":
+        raise InvalidOptionError(f"--runtime {config.runtime} computes in fp32; with --precision bf16 use torch")
+    if config.ray_address is not None and config.engine != "ray":  # --ray-workers may sit in a settings file
+        raise InvalidOptionError(f"--ray-address is for --engine ray (the engine is {config.engine})")
+    if config.engine == "ray" and importlib.util.find_spec("ray") is None:
+        raise InvalidOptionError("--engine ray needs Ray: pip install 'reportgen[ray]'")
+    address = config.ray_address
+    if address is not None and address != "auto" and not _ray_url(address):
+        raise InvalidOptionError(f"--ray-address {address!r} is not auto or ray://HOST:PORT")
+
+
+def _ray_url(address: str) -> bool:
+    """``ray://HOST:PORT`` with a host and a port in 1..65535."""
+    try:
+        parts = urlsplit(address)
+        return parts.scheme == "ray" and bool(parts.hostname) and parts.port is not None and 0 < parts.port
+    except ValueError:  # a port that is not a number or out of range
+        return False

@@ -9,7 +9,6 @@ the CLI and the Python API refuse the same values, with the same one-line messag
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
@@ -156,6 +155,32 @@ class Config:
         choices=("auto", "torch", "onnxruntime", "openvino"),
         shapes_outputs=False,
     )
+    engine: str = option(
+        "local",
+        "where images are embedded (default %(default)s: this machine; ray: a Ray cluster, pip install "
+        "'reportgen[ray]')",
+        choices=("local", "ray"),
+        shapes_outputs=False,
+    )
+    ray_address: str | None = option(
+        None,
+        "the Ray cluster for --engine ray: auto (the one this machine joined) or ray://HOST:PORT (default: a local "
+        "Ray instance with this machine's cores)",
+        metavar="ADDRESS",
+        cli_type=str,
+        max_chars=300,
+        recorded=False,
+        shapes_outputs=False,
+    )
+    ray_workers: int | None = option(
+        None,
+        "model workers for --engine ray (default: one per GPU, else one per node)",
+        metavar="N",
+        minimum=1,
+        maximum=4096,
+        cli_type=int,
+        shapes_outputs=False,
+    )
     jpeg_decoder: str = option(
         "auto",
         "who decodes JPEGs (default auto: torchvision on the GPU when the model runs there, else Pillow)",
@@ -285,15 +310,7 @@ class Config:
             stack.check(self.backbone)
         except BackboneError as exc:
             raise InvalidOptionError(f"--features: {exc}") from None
-        if self.save_embeddings == "parquet" and importlib.util.find_spec("pyarrow") is None:
-            raise InvalidOptionError(
-                "--save-embeddings parquet needs pyarrow: pip install 'reportgen[parquet]'; or --save-embeddings npy"
-            )
-        if self.runtime in ("onnxruntime", "openvino") and importlib.util.find_spec(self.runtime) is None:
-            extra = "onnxruntime" if self.runtime == "onnxruntime" else "'reportgen[openvino]'"
-            raise InvalidOptionError(f"--runtime {self.runtime} needs the {self.runtime} package: pip install {extra}")
-        if self.runtime in ("onnxruntime", "openvino") and self.precision == "bf16":
-            raise InvalidOptionError(f"--runtime {self.runtime} computes in fp32; with --precision bf16 use torch")
+        check_packages(self)
         if self.ensemble_features is not None:
             try:
                 stack.check(self.ensemble_features)
@@ -357,6 +374,7 @@ class Config:
 from .checks import (  # noqa: E402
     _checked,
     bounds_of,
+    check_packages,
     check_value,
     flag_of,
     from_text,

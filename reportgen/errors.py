@@ -29,6 +29,10 @@ class WeightsUnavailableError(ReportgenError, OSError):
     """Pretrained weights are neither given, cached, nor downloadable."""
 
 
+class EngineError(ReportgenError, RuntimeError):
+    """The Ray engine cannot start, connect or finish (``--engine ray``)."""
+
+
 class DecodeError(ReportgenError, ValueError):
     """One image cannot be used; the message is the reason shown in the report."""
 

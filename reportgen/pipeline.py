@@ -183,6 +183,7 @@ def assemble(
         has_predictions=embeddings.has_predictions,
         blocks=embeddings.blocks,
         runtime=embeddings.runtime,
+        engine=embeddings.engine,
     )
     # The silhouette over the images at the chosen K completes the K selection (it needs the final clusters).
     k_selection = replace(k_selection, mean_silhouette=analysis.mean_silhouette, chosen_k=clustering.k)

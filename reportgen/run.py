@@ -100,6 +100,7 @@ class Extraction:
     has_predictions: bool
     blocks: tuple[FeatureBlock, ...] = field(default=(), metadata={"key": "feature_blocks"})
     runtime: str = "none (every image was in the cache)"  # torch, onnxruntime or openvino (--runtime)
+    engine: str = "local"  # local, or ray with its workers and where (--engine)
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ def test_an_interrupt_while_embedding_keeps_the_finished_batches(
 ) -> None:
     from reportgen.extract import runner
 
-    forward, calls = runner._forward, []
+    forward, calls = runner.outputs_of, []
 
     def second_batch_interrupted(*args: object, **kwargs: object) -> object:
         calls.append(1)
@@ -90,7 +90,7 @@ def test_an_interrupt_while_embedding_keeps_the_finished_batches(
             raise stop
         return forward(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "_forward", second_batch_interrupted)
+    monkeypatch.setattr(runner, "outputs_of", second_batch_interrupted)
     args = [str(labeled_dir), "-o", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), *FAST]
     assert main([*args, "--batch-size", "4"]) == code
     assert capsys.readouterr().err == "interrupted; 4 images cached, rerun to continue\n"

@@ -64,13 +64,13 @@ def test_tensor_decoder_matches_pillow_and_skips_the_same_files(mixed: Path, wor
 
 def test_only_plain_complete_jpegs_take_the_tensor_path(mixed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     opened: list[str] = []
-    real = decode._decode_with_pillow
+    real = decode.decode_one
 
     def pillow(root: Path, key: str, rel: str, prep: object) -> object:
         opened.append(Path(rel).name)
         return real(root, key, rel, prep)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(decode, "_decode_with_pillow", pillow)
+    monkeypatch.setattr(decode, "decode_one", pillow)
     _embed(mixed, "torchvision", workers=0)
     jpeg_names = {"cmyk.jpg", "truncated.jpg", "random-bytes.jpg", "png-named.jpg"}
     assert jpeg_names <= set(opened)  # refused by the header check: Pillow decodes them or says why not

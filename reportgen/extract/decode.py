@@ -81,7 +81,7 @@ class DecodeDataset(Dataset):
                 return data
             if tensor_decodable_jpeg(data):
                 return Item(key, rel, raw=torch.frombuffer(bytearray(data), dtype=torch.uint8))
-        return _decode_with_pillow(self.root, key, rel, self.prep)
+        return decode_one(self.root, key, rel, self.prep)
 
 
 CHANGED = "changed while the run read it (its content no longer matches); rerun to include it"
@@ -109,7 +109,7 @@ def _read(root: Path, key: str, rel: str) -> bytes | Item:
         return Item(key, rel, reason=str(exc))
 
 
-def _decode_with_pillow(root: Path, key: str, rel: str, prep: Preprocessing) -> Item:
+def decode_one(root: Path, key: str, rel: str, prep: Preprocessing) -> Item:
     """The decoded, preprocessed and thumbnailed image, or the reason it cannot be used."""
     data = _read(root, key, rel)
     if isinstance(data, Item):
@@ -244,7 +244,7 @@ def _decode_jpegs(items: list[Item], root: Path, prep: Preprocessing, device: st
         if img is None:  # refused by the tensor decoder: Pillow decodes it or gives the reason
             log.debug("%s: refused by torchvision's JPEG decoder on %s, decoding with Pillow", item.rel, device)
             refused += 1
-            fallback = _decode_with_pillow(root, item.key, item.rel, prep)
+            fallback = decode_one(root, item.key, item.rel, prep)
             if fallback.pixels is None:
                 failed.append((item.key, fallback.reason or "cannot decode"))
                 continue

@@ -133,7 +133,7 @@ def run(
             for keys, pixels, thumbs in groups:
                 if pixels is None:
                     continue
-                feats, top_i, top_p = _forward(extractor, forward.call(pixels))
+                feats, top_i, top_p = outputs_of(extractor, forward.call(pixels))
                 for j, key in enumerate(keys):
                     entries[key] = CacheEntry(feats[j], top_i[j], top_p[j], thumbs[j])
                     if on_entry is not None:
@@ -157,9 +157,11 @@ class Embedded(NamedTuple):
     failed: dict[str, str]
     runtime: str
     precision: str
+    device: str = ""  # where the network ran when not the run's own device (the Ray engine's workers)
+    engine: str = "local"  # --engine, and for ray how many workers ran where
 
 
-def _forward(extractor: Extractor, outputs: runtime.Outputs) -> tuple[np.ndarray, ...]:
+def outputs_of(extractor: Extractor, outputs: runtime.Outputs) -> tuple[np.ndarray, ...]:
     """Features (float32 N x dim), top-5 class indices (int32) and probabilities (float32) from one batch's outputs.
 
     The class probabilities come from the float32 outputs on the CPU, outside autocast and outside the runtime,

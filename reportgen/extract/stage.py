@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,7 +20,10 @@ from ..fsutil import on_disk
 from ..images import load_rgb, thumbnail_jpeg
 from ..places import check_cache_room
 from .base import RANDOM_WEIGHTS, TOP_K, Resolution, resolve
-from .stack import SEP, FeatureBlock, load_group, resolve_stack
+from .stack import SEP, FeatureBlock, Stack, load_group, resolve_stack
+
+if TYPE_CHECKING:
+    from .runner import Embedded
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,7 @@ class Embeddings:
     blocks: tuple[FeatureBlock, ...] = ()  # each spec of a stack, in column order (one for a single spec)
     hashes: tuple[str, ...] = ()  # each row's file content hash (the cache key of its entries)
     runtime: str = "none (every image was in the cache)"  # what ran the forward pass (extract.runtime)
+    engine: str = "local"  # --engine; for ray, its workers and where (extract.ray_engine)
 
     @property
     def block_weights(self) -> tuple[tuple[int, float], ...]:
@@ -100,27 +105,26 @@ def extract(images: ImageSet, config: Config) -> Embeddings:
     device = "none (every image was in the cache)"
     runtimes: list[str] = []
     precisions: list[str] = []
+    engines: list[str] = []
     if todo:
         # Only now pay for importing torch: a fully cached rerun never does.
         from . import runner
 
-        device = runner.pick_device(config.device)
-        precision = runner.pick_precision(config.precision, device)
+        device = runner.pick_device(config.device) if config.engine == "local" else ""
         for group, missing in todo.items():
             # only the parts some image lacks; they share one forward pass
             parts = [i for i in group if any(key not in entries[i] for key in missing)]
-            spec = SEP.join(stack.parts[i].resolution.spec for i in parts)
-            log.info("embedding %d images with %s on %s in %s", len(missing), spec, device, precision)
-            extractor = load_group([stack.parts[i] for i in parts])
             store = functools.partial(_store, [(entries[i], caches[i], stack.parts[i].resolution.dim) for i in parts])
             try:
-                done = runner.run(extractor, images.root, missing, config, device, store, precision)
+                done = _embed(stack, parts, images.root, missing, config, device, store)
             except KeyboardInterrupt as exc:  # Ctrl-C: say how many images the cache keeps
                 raise Interrupted.of(exc, _saved(hashes, caches)) from None
             computed.update(done.entries)
             failed.update(done.failed)
             runtimes.append(done.runtime)
             precisions.append(done.precision)
+            engines.append(done.engine)
+            device = done.device or device
         device = f"{device} ({', '.join(dict.fromkeys(precisions))})"
     else:
         log.info("all %d images found in the cache; the model was not loaded", len(hashes))
@@ -170,7 +174,32 @@ def extract(images: ImageSet, config: Config) -> Embeddings:
         blocks=stack.blocks,
         hashes=tuple(rows),
         runtime=", ".join(dict.fromkeys(runtimes)) or "none (every image was in the cache)",
+        engine="; ".join(dict.fromkeys(engines)) or config.engine,
     )
+
+
+def _embed(
+    stack: Stack,
+    parts: list[int],
+    root: Path,
+    missing: dict[str, str],
+    config: Config,
+    device: str,
+    store: Callable[[str, CacheEntry], None],
+) -> Embedded:
+    """The parts ``parts`` of ``stack`` computed for ``missing`` by the configured engine, each entry stored."""
+    from . import runner
+
+    if config.engine == "ray":
+        from . import ray_engine
+
+        prep = stack.parts[parts[0]].resolution.preprocessing
+        return ray_engine.run(parts, root, missing, config, store, prep)
+    precision = runner.pick_precision(config.precision, device)
+    spec = SEP.join(stack.parts[i].resolution.spec for i in parts)
+    log.info("embedding %d images with %s on %s in %s", len(missing), spec, device, precision)
+    extractor = load_group([stack.parts[i] for i in parts])
+    return runner.run(extractor, root, missing, config, device, store, precision)
 
 
 def _cached(cache: EmbeddingCache | None, keys: set[str]) -> dict[str, CacheEntry]:
