@@ -56,6 +56,7 @@ def main() -> None:
         stack = resolve_stack(config.backbone, config.weights, offline=True)
         local_model = load_group(list(stack.parts))
         prep = stack.parts[0].resolution.preprocessing
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report leaves the machine
         ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
         counts = [int(w) for w in args.workers.split(",")]
         engines = {"local": None, **{f"ray, {w} worker{'s' * (w > 1)}": w for w in counts}}
