@@ -147,7 +147,7 @@ def run(
             "s" if refused != 1 else "",
             device,
         )
-    return Embedded(entries, failed, forward.runtime, forward.precision)
+    return Embedded(entries, failed, forward.runtime, forward.precision, device)
 
 
 class Embedded(NamedTuple):
@@ -157,7 +157,7 @@ class Embedded(NamedTuple):
     failed: dict[str, str]
     runtime: str
     precision: str
-    device: str = ""  # where the network ran when not the run's own device (the Ray engine's workers)
+    device: str  # cpu or cuda: where the network ran (for the Ray engine, on its workers)
     engine: str = "local"  # --engine, and for ray how many workers ran where
 
 

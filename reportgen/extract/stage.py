@@ -107,16 +107,12 @@ def extract(images: ImageSet, config: Config) -> Embeddings:
     precisions: list[str] = []
     engines: list[str] = []
     if todo:
-        # Only now pay for importing torch: a fully cached rerun never does.
-        from . import runner
-
-        device = runner.pick_device(config.device) if config.engine == "local" else ""
         for group, missing in todo.items():
             # only the parts some image lacks; they share one forward pass
             parts = [i for i in group if any(key not in entries[i] for key in missing)]
             store = functools.partial(_store, [(entries[i], caches[i], stack.parts[i].resolution.dim) for i in parts])
             try:
-                done = _embed(stack, parts, images.root, missing, config, device, store)
+                done = _embed(stack, parts, images.root, missing, config, store)
             except KeyboardInterrupt as exc:  # Ctrl-C: say how many images the cache keeps
                 raise Interrupted.of(exc, _saved(hashes, caches)) from None
             computed.update(done.entries)
@@ -124,7 +120,7 @@ def extract(images: ImageSet, config: Config) -> Embeddings:
             runtimes.append(done.runtime)
             precisions.append(done.precision)
             engines.append(done.engine)
-            device = done.device or device
+            device = done.device
         device = f"{device} ({', '.join(dict.fromkeys(precisions))})"
     else:
         log.info("all %d images found in the cache; the model was not loaded", len(hashes))
@@ -184,17 +180,18 @@ def _embed(
     root: Path,
     missing: dict[str, str],
     config: Config,
-    device: str,
     store: Callable[[str, CacheEntry], None],
 ) -> Embedded:
     """The parts ``parts`` of ``stack`` computed for ``missing`` by the configured engine, each entry stored."""
-    from . import runner
-
     if config.engine == "ray":
         from . import ray_engine
 
         prep = stack.parts[parts[0]].resolution.preprocessing
         return ray_engine.run(parts, root, missing, config, store, prep)
+    # Only now pay for importing torch: a fully cached rerun never does.
+    from . import runner
+
+    device = runner.pick_device(config.device)
     precision = runner.pick_precision(config.precision, device)
     spec = SEP.join(stack.parts[i].resolution.spec for i in parts)
     log.info("embedding %d images with %s on %s in %s", len(missing), spec, device, precision)
